@@ -1,0 +1,72 @@
+"""Choice models: item utilities over a slate -> probabilities of each position or no click.
+
+Every model maps ``utility (s, k)`` (and a ``shown (s, k)`` mask: positions that hold a
+distinct item) to ``probs (s, k + 1)`` whose last column is the no-click option; rows sum to 1.
+Sampling is batched inverse-CDF with one uniform per session.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recsim_env.config import EnvConfig
+
+NO_CLICK = -1
+
+
+def choice_probabilities(utility: np.ndarray, shown: np.ndarray, cfg: EnvConfig) -> np.ndarray:
+    """Probability of clicking each slate position, or nothing (last column).
+
+    Models (``cfg.choice_model``):
+
+    * ``mnl``: multinomial logit, ``P(i) ~ exp(u_i / T)``, no click ``~ exp(u_0 / T)`` with
+      ``u_0 = no_click_utility``, ``T = choice_temperature``.
+    * ``proportional``: RecSim's multinomial proportional model, ``P(i) ~ u_i - min_normalizer``
+      and no click ``~ no_click_mass - min_normalizer`` (weights below zero count as zero).
+    * ``cascade``: the user scans positions in order; position ``j`` is examined with
+      probability ``position_bias ** j`` given the earlier ones were not clicked, and an
+      examined item is clicked with probability ``sigmoid((u_i - u_0) / T)``.
+
+    Args:
+        utility: (s, k) float64 utilities of the slate items.
+        shown: (s, k) bool, False for empty positions (never chosen).
+        cfg: config.
+
+    Returns:
+        (s, k + 1) float64 probabilities.
+    """
+    if cfg.choice_model == "mnl":
+        logits = np.where(shown, utility / cfg.choice_temperature, -np.inf)
+        no_click = np.full((utility.shape[0], 1), cfg.no_click_utility / cfg.choice_temperature)
+        z = np.concatenate([logits, no_click], axis=1)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+    if cfg.choice_model == "proportional":
+        w = np.where(shown, np.maximum(utility - cfg.min_normalizer, 0.0), 0.0)
+        no_click = np.full((utility.shape[0], 1), cfg.no_click_mass - cfg.min_normalizer)
+        z = np.concatenate([w, no_click], axis=1)
+        return z / z.sum(axis=1, keepdims=True)
+    # cascade
+    k = utility.shape[1]
+    attract = 1.0 / (1.0 + np.exp(-(utility - cfg.no_click_utility) / cfg.choice_temperature))
+    examine = cfg.position_bias ** np.arange(k, dtype=np.float64)
+    p_stop = np.where(shown, attract * examine[None, :], 0.0)
+    survive = np.cumprod(1.0 - p_stop, axis=1)
+    before = np.concatenate([np.ones((utility.shape[0], 1)), survive[:, :-1]], axis=1)
+    return np.concatenate([before * p_stop, survive[:, -1:]], axis=1)
+
+
+def sample_choice(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sample one outcome per row by inverse CDF.
+
+    Args:
+        probs: (s, k + 1) probabilities, last column = no click.
+        rng: random stream; exactly ``s`` uniforms are drawn.
+
+    Returns:
+        (s,) int64: the clicked position in [0, k), or ``NO_CLICK`` (-1).
+    """
+    u = rng.random(size=(probs.shape[0], 1))
+    cdf = np.cumsum(probs, axis=1)
+    idx = (u >= cdf[:, :-1]).sum(axis=1)
+    return np.where(idx == probs.shape[1] - 1, NO_CLICK, idx)

@@ -1,0 +1,245 @@
+"""Item catalog: arrays with a leading item axis, arrivals, retirement, counters, candidates.
+
+The catalog has a fixed capacity ``n_items_max`` and an ``active`` mask. Items arrive every step
+(a Poisson number from background providers plus what provider agents publish) with zero
+interactions; they retire after ``item_lifetime`` steps or, when the catalog is full, oldest
+first. Retirement never leaves fewer than ``n_candidates`` active items.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from recsim_env.config import EnvConfig
+
+
+class Catalog(NamedTuple):
+    """The item catalog, leading axis = item slot (capacity ``n_items_max``).
+
+    Attributes:
+        active: (I,) bool.
+        topic_mix: (I, n_topics) float64, rows sum to 1.
+        main_topic: (I,) int64.
+        quality: (I,) float64 latent quality.
+        length: (I,) float64 item length (time cost of consuming it).
+        provider: (I,) int64; background providers first, then provider agents.
+        born_at: (I,) int64 world step of arrival.
+        impressions: (I,) int64.
+        clicks: (I,) int64.
+        first_click_at: (I,) int64, -1 until clicked.
+        content: (I, content_dim) float32 features seen by recommenders.
+    """
+
+    active: np.ndarray
+    topic_mix: np.ndarray
+    main_topic: np.ndarray
+    quality: np.ndarray
+    length: np.ndarray
+    provider: np.ndarray
+    born_at: np.ndarray
+    impressions: np.ndarray
+    clicks: np.ndarray
+    first_click_at: np.ndarray
+    content: np.ndarray
+
+
+class NewItems(NamedTuple):
+    """A batch of freshly generated items (leading axis = new item)."""
+
+    topic_mix: np.ndarray
+    main_topic: np.ndarray
+    quality: np.ndarray
+    length: np.ndarray
+    provider: np.ndarray
+    content: np.ndarray
+
+
+def sample_items(
+    main_topic: np.ndarray,
+    provider: np.ndarray,
+    provider_skill: np.ndarray,
+    cfg: EnvConfig,
+    encoder,
+    rng: np.random.Generator,
+) -> NewItems:
+    """Generate items of the given main topics and providers.
+
+    Args:
+        main_topic: (n,) int64 in [0, n_topics).
+        provider: (n,) int64 provider ids (indices into ``provider_skill``), or -1 for none.
+        provider_skill: (n_providers_total,) float64.
+        cfg: config (purity, quality, length parameters).
+        encoder: content encoder with ``encode(topic_mix, quality, rng) -> (n, dim) float32``.
+        rng: random stream.
+
+    Returns:
+        The new items' arrays.
+    """
+    n = main_topic.shape[0]
+    onehot = np.zeros((n, cfg.n_topics))
+    onehot[np.arange(n), main_topic] = 1.0
+    if cfg.topic_purity < 1.0:
+        spread = rng.dirichlet(np.ones(cfg.n_topics), size=n) if n else np.zeros((0, cfg.n_topics))
+        mix = cfg.topic_purity * onehot + (1.0 - cfg.topic_purity) * spread
+    else:
+        mix = onehot
+    skill = np.where(provider >= 0, provider_skill[np.maximum(provider, 0)], 0.0) if n else np.zeros(0)
+    quality = cfg.topic_quality_array[main_topic] + skill + cfg.quality_noise * rng.standard_normal(n)
+    if cfg.item_length_log_std > 0:
+        length = cfg.item_length * np.exp(cfg.item_length_log_std * rng.standard_normal(n))
+    else:
+        length = np.full(n, cfg.item_length)
+    content = encoder.encode(mix, quality, rng)
+    return NewItems(mix, main_topic, quality, length, provider, content)
+
+
+def empty_catalog(cfg: EnvConfig, content_dim: int) -> Catalog:
+    """An all-inactive catalog of capacity ``n_items_max``."""
+    cap = cfg.n_items_max
+    return Catalog(
+        active=np.zeros(cap, bool),
+        topic_mix=np.zeros((cap, cfg.n_topics)),
+        main_topic=np.zeros(cap, np.int64),
+        quality=np.zeros(cap),
+        length=np.ones(cap),
+        provider=np.full(cap, -1, np.int64),
+        born_at=np.zeros(cap, np.int64),
+        impressions=np.zeros(cap, np.int64),
+        clicks=np.zeros(cap, np.int64),
+        first_click_at=np.full(cap, -1, np.int64),
+        content=np.zeros((cap, content_dim), np.float32),
+    )
+
+
+def retire_items(cat: Catalog, t: int, cfg: EnvConfig) -> np.ndarray:
+    """Active mask after lifetime retirement at step ``t`` (oldest expire first).
+
+    At least ``n_candidates`` items stay active: if more expire, the youngest expired survive.
+    """
+    if cfg.item_lifetime is None:
+        return cat.active
+    expired = cat.active & (t - cat.born_at >= cfg.item_lifetime)
+    n_exp = int(expired.sum())
+    if n_exp == 0:
+        return cat.active
+    keep_max = int(cat.active.sum()) - cfg.n_candidates
+    active = cat.active.copy()
+    if n_exp <= keep_max:
+        active[expired] = False
+    elif keep_max > 0:
+        idx = np.flatnonzero(expired)
+        oldest = idx[np.argsort(cat.born_at[idx], kind="stable")[:keep_max]]
+        active[oldest] = False
+    return active
+
+
+def insert_items(cat: Catalog, active: np.ndarray, new: NewItems, t: int) -> Catalog:
+    """Place new items in free slots, evicting the oldest active items when the catalog is full.
+
+    Args:
+        cat: current catalog (not modified).
+        active: (I,) bool, the active mask to start from (after retirement).
+        new: items to insert (at most the capacity; extra items are an internal error).
+        t: current world step (their ``born_at``).
+
+    Returns:
+        The new catalog.
+    """
+    n = new.quality.shape[0]
+    if n == 0:
+        return cat._replace(active=active)
+    assert n <= active.shape[0], "more arrivals in one step than catalog capacity"
+    free = np.flatnonzero(~active)
+    if free.shape[0] >= n:
+        slots = free[:n]
+    else:
+        # oldest first: the n - free active items with the smallest born_at
+        need = n - free.shape[0]
+        occupied = np.flatnonzero(active)
+        oldest = occupied[np.argpartition(cat.born_at[occupied], need - 1)[:need]]
+        slots = np.concatenate([free, oldest])
+    arrays = {name: getattr(cat, name).copy() for name in Catalog._fields}
+    arrays["active"] = active.copy()
+    arrays["active"][slots] = True
+    arrays["topic_mix"][slots] = new.topic_mix
+    arrays["main_topic"][slots] = new.main_topic
+    arrays["quality"][slots] = new.quality
+    arrays["length"][slots] = new.length
+    arrays["provider"][slots] = new.provider
+    arrays["born_at"][slots] = t
+    arrays["impressions"][slots] = 0
+    arrays["clicks"][slots] = 0
+    arrays["first_click_at"][slots] = -1
+    arrays["content"][slots] = new.content
+    return Catalog(**arrays)
+
+
+def count_interactions(
+    cat: Catalog, shown_items: np.ndarray, clicked_items: np.ndarray, t: int
+) -> Catalog:
+    """Add impressions and clicks.
+
+    Args:
+        cat: catalog (not modified).
+        shown_items: (m,) int64 item ids shown this step (one entry per impression).
+        clicked_items: (c,) int64 item ids clicked this step.
+        t: current step (for ``first_click_at``).
+    """
+    cap = cat.active.shape[0]
+    impressions = cat.impressions + np.bincount(shown_items, minlength=cap)
+    add_clicks = np.bincount(clicked_items, minlength=cap)
+    clicks = cat.clicks + add_clicks
+    first = np.where((cat.first_click_at < 0) & (add_clicks > 0), t, cat.first_click_at)
+    return cat._replace(impressions=impressions, clicks=clicks, first_click_at=first)
+
+
+def repeated_mask(x: np.ndarray) -> np.ndarray:
+    """(s, k) bool: True where ``x[s, j]`` equals an earlier entry ``x[s, i]``, ``i < j``."""
+    k = x.shape[1]
+    eq = x[:, :, None] == x[:, None, :]
+    return (eq & np.tri(k, k, -1, dtype=bool)[None]).any(axis=2)
+
+
+def generate_candidates(
+    cat: Catalog, n_sessions: int, cfg: EnvConfig, rng: np.random.Generator
+) -> np.ndarray:
+    """Candidate item ids for every session: newest, most clicked, then uniformly random.
+
+    The newest and most-clicked parts are the same for every session; the random part is drawn
+    per session without repeats (duplicates are redrawn, vectorised over sessions).
+
+    Returns:
+        (n_sessions, n_candidates) int64 item ids, distinct within each row.
+    """
+    active_idx = np.flatnonzero(cat.active)
+    parts = []
+    taken = np.zeros(cat.active.shape[0], bool)
+    if cfg.n_newest:
+        born = cat.born_at[active_idx]
+        newest = active_idx[np.argsort(-born, kind="stable")[: cfg.n_newest]]
+        taken[newest] = True
+        parts.append(newest)
+    if cfg.n_popular:
+        pool = np.flatnonzero(cat.active & ~taken)
+        popular = pool[np.argsort(-cat.clicks[pool], kind="stable")[: cfg.n_popular]]
+        taken[popular] = True
+        parts.append(popular)
+    fixed = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    out = np.empty((n_sessions, cfg.n_candidates), np.int64)
+    out[:, : fixed.shape[0]] = fixed
+    if cfg.n_random:
+        pool = np.flatnonzero(cat.active & ~taken)
+        pick = rng.integers(pool.shape[0], size=(n_sessions, cfg.n_random))
+        while True:  # redraw repeats; only rows that have one are examined
+            srt = np.sort(pick, axis=1)
+            bad = np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1))
+            if bad.size == 0:
+                break
+            sub = pick[bad]
+            dup = repeated_mask(sub)
+            sub[dup] = rng.integers(pool.shape[0], size=int(dup.sum()))
+            pick[bad] = sub
+        out[:, fixed.shape[0]:] = pool[pick]
+    return out

@@ -1,0 +1,216 @@
+"""PettingZoo ParallelEnv over the batched world: recommenders and providers act at once.
+
+Agents, in ``possible_agents`` order: ``recommender_0 .. recommender_{R-1}`` then
+``provider_0 .. provider_{P-1}``. The world runs continuously: a recommender serves one
+session after another from its cohort; ``infos[agent]["session"]`` marks the step a session
+ends. Agents are never terminated; every agent is truncated after ``max_cycles`` steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+from recsim_env.config import EnvConfig
+from recsim_env.world import World
+
+ENV_NAME = "recsim_v0"
+
+
+def recommender_action_space(cfg: EnvConfig) -> spaces.Space:
+    """``Discrete(n_candidates)`` for slates of one, else ``MultiDiscrete([n_candidates] * k)``."""
+    if cfg.slate_size == 1:
+        return spaces.Discrete(cfg.n_candidates)
+    return spaces.MultiDiscrete(np.full(cfg.slate_size, cfg.n_candidates, dtype=np.int64))
+
+
+def provider_action_space(cfg: EnvConfig) -> spaces.Discrete:
+    """``Discrete(n_topics + 1)``: 0 publishes nothing, ``k`` publishes an item of topic k-1."""
+    return spaces.Discrete(cfg.n_topics + 1)
+
+
+def _bad(agent: str, value: Any, space: spaces.Space, why: str) -> ValueError:
+    return ValueError(f"invalid action for agent {agent!r}: {value!r} ({why}); expected an "
+                      f"element of {space}")
+
+
+def validate_slate(agent: str, value: Any, space: spaces.Space, cfg: EnvConfig) -> np.ndarray:
+    """Check one recommender action and return it as a (slate_size,) int64 array.
+
+    Accepts Python or numpy integers (and integer arrays of the space's shape). Rejects bools,
+    floats (including NaN), wrong shapes and out-of-range indices with a ``ValueError`` that
+    names the agent, the value and the space. Nothing is clipped or coerced.
+    """
+    arr = np.asarray(value)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+            raise _bad(agent, value, space, "contains NaN")
+        raise _bad(agent, value, space, f"dtype {arr.dtype} is not an integer type")
+    want = () if cfg.slate_size == 1 else (cfg.slate_size,)
+    if arr.shape != want and not (cfg.slate_size == 1 and arr.shape == (1,)):
+        raise _bad(agent, value, space, f"shape {arr.shape}, expected {want}")
+    if arr.min() < 0 or arr.max() >= cfg.n_candidates:
+        raise _bad(agent, value, space, f"indices must be in [0, {cfg.n_candidates})")
+    return arr.reshape(cfg.slate_size).astype(np.int64, copy=False)
+
+
+def validate_discrete(agent: str, value: Any, space: spaces.Discrete) -> int:
+    """Check a ``Discrete`` action (an integer scalar in range) and return it as an int."""
+    arr = np.asarray(value)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
+            raise _bad(agent, value, space, "contains NaN")
+        raise _bad(agent, value, space, f"dtype {arr.dtype} is not an integer type")
+    if arr.shape not in ((), (1,)):
+        raise _bad(agent, value, space, f"shape {arr.shape}, expected a scalar")
+    v = int(arr.reshape(()))
+    if not space.start <= v < space.start + space.n:
+        raise _bad(agent, value, space, f"must be in [{space.start}, {space.start + space.n})")
+    return v
+
+
+class RecSimParallelEnv(ParallelEnv):
+    """Recommenders and providers acting simultaneously in one batched world.
+
+    Args:
+        config: world configuration.
+        max_cycles: steps per episode (all agents are truncated after it).
+        render_mode: ``None`` or ``"ansi"`` (a one-line text summary).
+    """
+
+    metadata = {"name": ENV_NAME, "render_modes": ["ansi"], "is_parallelizable": True}
+
+    def __init__(self, config: EnvConfig, max_cycles: int = 1000,
+                 render_mode: str | None = None) -> None:
+        if not isinstance(config, EnvConfig):
+            raise ValueError(f"config must be an EnvConfig, got {type(config).__name__}")
+        if not (isinstance(max_cycles, (int, np.integer)) and max_cycles >= 1):
+            raise ValueError(f"max_cycles must be an int >= 1, got {max_cycles!r}")
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.config = config
+        self.max_cycles = int(max_cycles)
+        self.render_mode = render_mode
+        self.world = World(config)
+        self.layout = self.world.layout
+        self.recommenders = [f"recommender_{i}" for i in range(config.n_recommenders)]
+        self.providers = [f"provider_{j}" for j in range(config.n_providers)]
+        self.possible_agents = self.recommenders + self.providers
+        self.agents: list[str] = []
+        rec_obs = spaces.Box(-np.inf, np.inf, (self.layout.size,), np.float32)
+        prov_obs = spaces.Box(-np.inf, np.inf, (self.world.provider_obs_dim,), np.float32)
+        rec_act, prov_act = recommender_action_space(config), provider_action_space(config)
+        self._obs_spaces = {a: rec_obs for a in self.recommenders} | {a: prov_obs for a in self.providers}
+        self._act_spaces = {a: rec_act for a in self.recommenders} | {a: prov_act for a in self.providers}
+        self._seeder = np.random.default_rng()
+        self._cycles = 0
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        """The observation space of ``agent`` (the same object on every call)."""
+        return self._space(self._obs_spaces, agent)
+
+    def action_space(self, agent: str) -> spaces.Space:
+        """The action space of ``agent`` (same object on every call)."""
+        return self._space(self._act_spaces, agent)
+
+    def _space(self, table: dict[str, spaces.Space], agent: str) -> spaces.Space:
+        if agent not in table:
+            raise ValueError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
+        return table[agent]
+
+    # ------------------------------------------------------------------ API
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        """Start an episode. ``seed`` re-seeds the env's generator; ``None`` continues it."""
+        if seed is not None:
+            self._seeder = np.random.default_rng(seed)
+        self.world.reset(self._seeder.spawn(1)[0])
+        self.agents = list(self.possible_agents)
+        self._cycles = 0
+        infos = {a: {} for a in self.agents}
+        return self._observations(), infos
+
+    def _observations(self) -> dict[str, np.ndarray]:
+        rec = self.world.recommender_obs()
+        obs = dict(zip(self.recommenders, rec))
+        if self.providers:
+            obs.update(zip(self.providers, self.world.provider_obs()))
+        return obs
+
+    def parse_actions(self, actions: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Validate an action dict and return ``(slates (R, k) int64, publish (P,) int64)``.
+
+        Raises:
+            ValueError: unknown, missing or invalid actions (nothing is changed).
+        """
+        if not isinstance(actions, Mapping):
+            raise ValueError(f"actions must be a dict of agent id -> action, got "
+                             f"{type(actions).__name__}")
+        if not self.agents:
+            raise ValueError("step() called on a finished episode; call reset() first")
+        unknown = [a for a in actions if a not in self.agents]
+        if unknown:
+            raise ValueError(f"actions for unknown or inactive agent(s) {unknown}; live agents "
+                             f"are {self.agents}")
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ValueError(f"missing actions for agent(s) {missing}; every live agent must act")
+        cfg = self.config
+        slates = np.empty((cfg.n_recommenders, cfg.slate_size), np.int64)
+        for i, a in enumerate(self.recommenders):
+            slates[i] = validate_slate(a, actions[a], self._act_spaces[a], cfg)
+        publish = np.empty(cfg.n_providers, np.int64)
+        for j, a in enumerate(self.providers):
+            publish[j] = validate_discrete(a, actions[a], self._act_spaces[a])
+        return slates, publish
+
+    def step(self, actions: Mapping[str, Any]):
+        """Advance the world one step with every live agent's action."""
+        slates, publish = self.parse_actions(actions)
+        res = self.world.step(slates, publish)
+        self._cycles += 1
+        obs = self._observations()
+        rewards: dict[str, float] = {}
+        infos: dict[str, dict] = {}
+        for i, a in enumerate(self.recommenders):
+            rewards[a] = float(res.reward[i])
+            info = {
+                "clicks": int(res.choice[i] >= 0),
+                "watch_time": float(res.watch_time[i]),
+                "impressions": int(res.impressions[i]),
+                "cold_impressions": int(res.cold_impressions[i]),
+                "cold_clicks": int(res.cold_clicks[i]),
+                "user": int(res.session_user[i]),
+            }
+            if res.session_ended[i]:
+                info["session"] = {"length": int(res.session_length[i]),
+                                   "return": float(res.session_return[i])}
+            infos[a] = info
+        for j, a in enumerate(self.providers):
+            rewards[a] = float(res.provider_reward[j])
+            infos[a] = {"published": bool(res.provider_published[j])}
+        done = self._cycles >= self.max_cycles
+        terminations = dict.fromkeys(self.agents, False)
+        truncations = dict.fromkeys(self.agents, done)
+        if done:
+            self.agents = []
+        return obs, rewards, terminations, truncations, infos
+
+    def metrics(self) -> dict[str, float]:
+        """Run-level metrics since the last reset (see ``World.metrics``)."""
+        return self.world.metrics()
+
+    def render(self) -> str | None:
+        """Text summary of the run so far (``render_mode="ansi"``)."""
+        if self.render_mode is None:
+            return None
+        m = self.metrics()
+        return (f"t={int(m['steps'])} ctr={m['ctr']:.3f} cold_ctr={m['cold_start_ctr']:.3f} "
+                f"watch/step={m['watch_time']:.2f} sessions={int(m['sessions'])} "
+                f"catalog={int(m['catalog_size'])}")
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,582 @@
+"""The world: users, items, choice and response composed into one batched step.
+
+The world knows nothing of agents or dicts. It runs ``n_sessions`` concurrent session slots
+(one per recommender in the PettingZoo env, one per sub-env in the VecEnv). Slot ``s`` serves
+users of cohort ``s`` (users ``u`` with ``u % n_sessions == s``), one session at a time.
+
+Step order: recommend (slates in), choose, respond, update users, update items, reward,
+terminate (end sessions, start new ones), observe (next candidates and observations).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import numpy as np
+
+from recsim_env import choice as choice_lib
+from recsim_env import items as items_lib
+from recsim_env import users as users_lib
+from recsim_env.config import EnvConfig
+from recsim_env.content import make_content_encoder
+
+# Per-candidate features after the content vector: age, log impressions, empirical CTR, cold.
+ITEM_EXTRA_FEATURES = ("age", "log_impressions", "ctr", "cold_start")
+# User summary features after the consumption history: session time used, session steps,
+# session click rate.
+USER_SESSION_FEATURES = ("time_used", "session_steps", "click_rate")
+
+
+@dataclasses.dataclass(frozen=True)
+class ObsLayout:
+    """Layout of a recommender observation: a flat float32 vector.
+
+    ``[history (n_topics) | time_used, session_steps, click_rate | interest (n_topics, only if
+    observe_interest) | candidate 0 features | ... | candidate C-1 features]``, where each
+    candidate has ``[content (content_dim) | age, log_impressions, ctr, cold_start]``.
+    """
+
+    n_topics: int
+    content_dim: int
+    n_candidates: int
+    observe_interest: bool
+
+    @property
+    def user_dim(self) -> int:
+        """Length of the user part."""
+        return self.n_topics * (2 if self.observe_interest else 1) + len(USER_SESSION_FEATURES)
+
+    @property
+    def item_dim(self) -> int:
+        """Length of one candidate's part."""
+        return self.content_dim + len(ITEM_EXTRA_FEATURES)
+
+    @property
+    def size(self) -> int:
+        """Total observation length."""
+        return self.user_dim + self.n_candidates * self.item_dim
+
+    def split(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Split ``(..., size)`` observations into ``(..., user_dim)`` and
+        ``(..., n_candidates, item_dim)`` (views, no copy)."""
+        user = obs[..., : self.user_dim]
+        cand = obs[..., self.user_dim:].reshape(obs.shape[:-1] + (self.n_candidates, self.item_dim))
+        return user, cand
+
+
+class Candidates(NamedTuple):
+    """What each session may recommend this step; leading axes (n_sessions, n_candidates).
+
+    ``item_id`` is -1 for fresh (never stored) documents.
+    """
+
+    item_id: np.ndarray
+    topic_mix: np.ndarray
+    quality: np.ndarray
+    length: np.ndarray
+    provider: np.ndarray
+    content: np.ndarray
+    age: np.ndarray
+    impressions: np.ndarray
+    clicks: np.ndarray
+
+
+class Sessions(NamedTuple):
+    """Per-slot session state, leading axis = session slot.
+
+    The user arrays are the live state of the user being served (the population arrays are
+    written back when the session ends).
+    """
+
+    user: np.ndarray  # (s,) int64
+    interest: np.ndarray  # (s, T)
+    anchor: np.ndarray  # (s, T)
+    satiation: np.ndarray  # (s, T)
+    history: np.ndarray  # (s, T)
+    budget: np.ndarray  # (s,)
+    patience: np.ndarray  # (s,)
+    steps: np.ndarray  # (s,) int64
+    ret: np.ndarray  # (s,) reward summed over the session
+    clicks: np.ndarray  # (s,) int64
+    satisfaction: np.ndarray  # (s,) summed satisfaction
+
+
+class StepResult(NamedTuple):
+    """Outcome of one world step (leading axis = session slot unless noted).
+
+    Attributes:
+        reward: (s,) recommender reward.
+        choice: (s,) int64 clicked slate position or -1.
+        clicked_item: (s,) int64 catalog id of the clicked item, -1 if none or fresh.
+        watch_time: (s,).
+        satisfaction: (s,) in [0, 1); 0 without a click.
+        user_utility: (s,) utility of the clicked item for the user (0 without click).
+        impressions: (s,) int64 items shown (distinct slate positions).
+        cold_impressions: (s,) int64 cold-start items shown.
+        cold_clicks: (s,) int64.
+        session_ended: (s,) bool.
+        session_length: (s,) int64 (valid where ``session_ended``).
+        session_return: (s,) (valid where ``session_ended``).
+        session_user: (s,) int64 user whose session this step belonged to.
+        terminal_obs: (e, obs_size) float32 final observations of the sessions that ended
+            (rows in slot order, for ``session_ended``), seen with this step's candidates.
+        provider_reward: (n_providers,) reward of provider agents.
+        provider_published: (n_providers,) bool.
+    """
+
+    reward: np.ndarray
+    choice: np.ndarray
+    clicked_item: np.ndarray
+    watch_time: np.ndarray
+    satisfaction: np.ndarray
+    user_utility: np.ndarray
+    impressions: np.ndarray
+    cold_impressions: np.ndarray
+    cold_clicks: np.ndarray
+    session_ended: np.ndarray
+    session_length: np.ndarray
+    session_return: np.ndarray
+    session_user: np.ndarray
+    terminal_obs: np.ndarray
+    provider_reward: np.ndarray
+    provider_published: np.ndarray
+
+
+_COUNTERS = (
+    "steps", "user_steps", "impressions", "clicks", "cold_impressions", "cold_clicks",
+    "watch_time", "sessions", "session_length", "session_return", "returned_in_window",
+)
+
+
+class World:
+    """Batched world state and step.
+
+    Args:
+        config: the world's configuration.
+        n_sessions: concurrent session slots; defaults to ``config.n_recommenders``. When it
+            differs, the population is scaled to keep ``config.cohort_size`` users per slot.
+    """
+
+    def __init__(self, config: EnvConfig, n_sessions: int | None = None) -> None:
+        if n_sessions is None:
+            n_sessions = config.n_recommenders
+        if not (isinstance(n_sessions, (int, np.integer)) and n_sessions >= 1):
+            raise ValueError(f"n_sessions must be an int >= 1, got {n_sessions!r}")
+        self.config = config
+        self.n_sessions = int(n_sessions)
+        if self.n_sessions == config.n_recommenders:
+            self.n_users = config.n_users
+        else:
+            self.n_users = config.cohort_size * self.n_sessions
+        self.n_providers_total = config.n_background_providers + config.n_providers
+        self.encoder = make_content_encoder(
+            config.content_encoder, n_topics=config.n_topics, dim=config.content_dim,
+            noise=config.content_noise,
+        )
+        self.layout = ObsLayout(config.n_topics, self.encoder.dim, config.n_candidates,
+                                config.observe_interest)
+        # cohorts: (n_sessions, cohort_max) user ids padded with -1
+        m = -(-self.n_users // self.n_sessions)
+        ids = np.arange(m * self.n_sessions).reshape(m, self.n_sessions).T
+        self._cohorts = np.where(ids < self.n_users, ids, -1)
+        self.provider_obs_dim = 4 + 2 * config.n_topics
+        self._one_step = users_lib.drift_transition(np.int64(1), config)
+        self._rng: np.random.Generator | None = None
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, seed: int | np.random.SeedSequence | None = None) -> None:
+        """Start a new episode: fresh population, catalog and sessions."""
+        cfg = self.config
+        root = np.random.default_rng(seed)
+        (self.rng_users, self.rng_items, self.rng_choice, self.rng_cand,
+         self.rng_content) = root.spawn(5)
+        self._rng = root
+        self.t = 0
+        self.users = users_lib.init_users(cfg, self.rng_users, self.n_users)
+        self.provider_skill = cfg.provider_skill_std * self.rng_items.standard_normal(
+            self.n_providers_total)
+        self.catalog = items_lib.empty_catalog(cfg, self.encoder.dim) if self._catalog_mode else None
+        if self._catalog_mode:
+            n0 = cfg.n_items_initial
+            new = self._sample_new(
+                self.rng_items.integers(cfg.n_topics, size=n0),
+                self.rng_items.integers(cfg.n_background_providers, size=n0),
+            )
+            self.catalog = items_lib.insert_items(self.catalog, self.catalog.active, new, 0)
+            # spread initial birth times so the catalog does not expire all at once
+            life = cfg.item_lifetime or 1000
+            born = -self.rng_items.integers(0, life, size=n0)
+            self.catalog.born_at[: n0] = born
+        self._provider_stats = np.zeros((cfg.n_providers, 3))  # decayed impressions, clicks, watch
+        self._topic_demand = np.full(cfg.n_topics, 1.0 / cfg.n_topics)
+        self.counters = dict.fromkeys(_COUNTERS, 0.0)
+        self.sessions = self._empty_sessions()
+        self._start_sessions(np.ones(self.n_sessions, bool))
+        self._new_candidates()
+
+    @property
+    def _catalog_mode(self) -> bool:
+        return self.config.candidate_source == "catalog"
+
+    def _sample_new(self, topics: np.ndarray, providers: np.ndarray) -> items_lib.NewItems:
+        return items_lib.sample_items(topics, providers, self.provider_skill, self.config,
+                                      self.encoder, self.rng_content)
+
+    def _empty_sessions(self) -> Sessions:
+        s, T = self.n_sessions, self.config.n_topics
+        z = np.zeros((s, T))
+        return Sessions(np.zeros(s, np.int64), z, z.copy(), z.copy(), z.copy(), np.zeros(s),
+                        np.zeros(s), np.zeros(s, np.int64), np.zeros(s), np.zeros(s, np.int64),
+                        np.zeros(s))
+
+    # ------------------------------------------------------------------ sessions
+    def _start_sessions(self, mask: np.ndarray) -> None:
+        """Begin a new session in every slot where ``mask``: pick a user of the slot's cohort
+        who is back (uniformly), or the one who comes back soonest when nobody is."""
+        slots = np.flatnonzero(mask)
+        if slots.size == 0:
+            return
+        cfg, U = self.config, self.users
+        cohort = self._cohorts[slots]  # (e, m)
+        sizes = (cohort >= 0).sum(axis=1)
+        # Uniform over the cohort members who are back, by rejection: a few uniform proposals
+        # per slot, then an exact scan for the (rare) slots where every proposal was away.
+        prop = (self.rng_users.random(size=(slots.size, 4)) * sizes[:, None]).astype(np.int64)
+        cand = np.take_along_axis(cohort, prop, axis=1)
+        ok = U.away_until[cand] <= self.t
+        first = ok.argmax(axis=1)
+        user = cand[np.arange(slots.size), first]
+        miss = np.flatnonzero(~ok.any(axis=1))
+        if miss.size:
+            sub = cohort[miss]
+            valid = sub >= 0
+            safe = np.where(valid, sub, 0)
+            back = valid & (U.away_until[safe] <= self.t)
+            score = np.where(back, self.rng_users.random(size=sub.shape), -1.0)
+            soonest = np.where(valid, U.away_until[safe], np.iinfo(np.int64).max).argmin(axis=1)
+            pick = np.where(back.any(axis=1), score.argmax(axis=1), soonest)
+            user[miss] = sub[np.arange(miss.size), pick]
+        n_el = np.maximum(self.t - U.last_update[user], 0)
+        if cfg.fresh_user_each_session:
+            interest = users_lib.sample_interests(slots.size, cfg, self.rng_users)
+            anchor, sat, hist = interest.copy(), np.zeros_like(interest), np.zeros_like(interest)
+            home = interest
+            U.home[user] = home
+        else:
+            interest, anchor = users_lib.drift_exogenous(
+                U.interest[user], U.anchor[user], U.home[user], n_el, cfg, self.rng_users)
+            sat = users_lib.decay_to(U.satiation[user], cfg.satiation_decay, n_el)
+            hist = users_lib.decay_to(U.history[user], cfg.history_decay, n_el)
+        S = self.sessions
+        S.user[slots] = user
+        S.interest[slots] = interest
+        S.anchor[slots] = anchor
+        S.satiation[slots] = sat
+        S.history[slots] = hist
+        S.budget[slots] = cfg.session_budget
+        S.patience[slots] = cfg.patience if cfg.patience is not None else np.inf
+        S.steps[slots] = 0
+        S.ret[slots] = 0.0
+        S.clicks[slots] = 0
+        S.satisfaction[slots] = 0.0
+
+    def restart_sessions(self, mask: np.ndarray) -> None:
+        """End the sessions in ``mask`` (the users leave and are counted in the session
+        metrics) and start new ones in those slots. The candidates stay as they are.
+
+        Used by the world itself when budget or patience runs out, and by the env faces to
+        truncate sessions (time limits).
+
+        Args:
+            mask: (n_sessions,) bool.
+        """
+        S, ctr = self.sessions, self.counters
+        back = self._end_sessions(mask)
+        ctr["sessions"] += int(mask.sum())
+        ctr["session_length"] += float(S.steps[mask].sum())
+        ctr["session_return"] += float(S.ret[mask].sum())
+        ctr["returned_in_window"] += int(back.sum())
+        self._start_sessions(mask)
+
+    def _end_sessions(self, mask: np.ndarray) -> np.ndarray:
+        """Write the users of ending sessions back to the population and send them away.
+
+        Returns:
+            (e,) bool: whether each ending session's user returns within ``return_window``.
+        """
+        cfg, S, U = self.config, self.sessions, self.users
+        slots = np.flatnonzero(mask)
+        user = S.user[slots]
+        U.interest[user] = S.interest[slots]
+        U.anchor[user] = S.anchor[slots]
+        U.satiation[user] = S.satiation[slots]
+        U.history[user] = S.history[slots]
+        U.last_update[user] = self.t
+        mean_sat = S.satisfaction[slots] / np.maximum(S.steps[slots], 1)
+        mean_delay = cfg.return_delay_mean * np.exp(-cfg.retention_strength * (mean_sat - 0.5))
+        if cfg.return_delay_mean > 0:
+            delay = self.rng_users.geometric(1.0 / (1.0 + mean_delay)) - 1
+        else:
+            delay = np.zeros(slots.size, np.int64)
+        U.away_until[user] = self.t + delay
+        return delay <= cfg.return_window
+
+    # ------------------------------------------------------------------ candidates / obs
+    def _new_candidates(self) -> None:
+        cfg, s, c = self.config, self.n_sessions, self.config.n_candidates
+        if self._catalog_mode:
+            ids = items_lib.generate_candidates(self.catalog, s, cfg, self.rng_cand)
+            cat = self.catalog
+            self.candidates = Candidates(
+                item_id=ids, topic_mix=cat.topic_mix[ids], quality=cat.quality[ids],
+                length=cat.length[ids], provider=cat.provider[ids], content=cat.content[ids],
+                age=(self.t - cat.born_at[ids]).astype(np.float64),
+                impressions=cat.impressions[ids], clicks=cat.clicks[ids],
+            )
+        else:
+            topics = self.rng_cand.integers(cfg.n_topics, size=s * c)
+            new = items_lib.sample_items(topics, np.full(s * c, -1), self.provider_skill, cfg,
+                                         self.encoder, self.rng_cand)
+            zeros = np.zeros((s, c))
+            self.candidates = Candidates(
+                item_id=np.full((s, c), -1, np.int64),
+                topic_mix=new.topic_mix.reshape(s, c, -1), quality=new.quality.reshape(s, c),
+                length=new.length.reshape(s, c), provider=np.full((s, c), -1, np.int64),
+                content=new.content.reshape(s, c, -1), age=zeros, impressions=zeros.astype(np.int64),
+                clicks=zeros.astype(np.int64),
+            )
+
+    @property
+    def candidate_cold(self) -> np.ndarray:
+        """(s, c) bool: candidate is a cold-start item (fewer impressions than the threshold).
+        Fresh documents (``candidate_source='fresh'``) are never flagged."""
+        cand = self.candidates
+        return (cand.item_id >= 0) & (cand.impressions < self.config.cold_start_impressions)
+
+    def recommender_obs(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Recommender observations, laid out as :class:`ObsLayout`.
+
+        Args:
+            rows: session slots to observe (int array); ``None`` for all.
+
+        Returns:
+            (n_rows, layout.size) float32.
+        """
+        cfg, S, cand, lay = self.config, self.sessions, self.candidates, self.layout
+        if rows is not None:
+            S = Sessions(*(a[rows] for a in S))
+            cand = Candidates(*(a[rows] for a in cand))
+        n = S.user.shape[0]
+        T = cfg.n_topics
+        out = np.empty((n, lay.size), np.float32)
+        out[:, :T] = S.history
+        out[:, :T] *= 1.0 - cfg.history_decay
+        out[:, T] = 1.0 - S.budget / cfg.session_budget
+        out[:, T + 1] = S.steps / 100.0
+        out[:, T + 2] = S.clicks / np.maximum(S.steps, 1)
+        if cfg.observe_interest:
+            out[:, T + 3: 2 * T + 3] = S.interest
+        items = out[:, lay.user_dim:].reshape(n, cfg.n_candidates, lay.item_dim)
+        d = lay.content_dim
+        items[:, :, :d] = cand.content
+        items[:, :, d] = cand.age / 100.0
+        items[:, :, d + 1] = np.log1p(cand.impressions)
+        items[:, :, d + 2] = cand.clicks / np.maximum(cand.impressions, 1)
+        items[:, :, d + 3] = (cand.item_id >= 0) & (cand.impressions < cfg.cold_start_impressions)
+        return out
+
+    def provider_obs(self) -> np.ndarray:
+        """(n_providers, 4 + 2 * n_topics) float32: own active items (/10), decayed impressions,
+        clicks and watch time on own items, platform demand per topic (click share), and
+        catalog supply per topic (item share)."""
+        cfg = self.config
+        P = cfg.n_providers
+        if P == 0:
+            return np.zeros((0, self.provider_obs_dim), np.float32)
+        cat = self.catalog
+        own = cat.provider - cfg.n_background_providers
+        mine = cat.active & (own >= 0)
+        counts = np.bincount(own[mine], minlength=P)[:P]
+        supply = np.bincount(cat.main_topic[cat.active], minlength=cfg.n_topics)
+        supply = supply / max(int(cat.active.sum()), 1)
+        return np.concatenate([
+            (counts / 10.0)[:, None],
+            self._provider_stats,
+            np.broadcast_to(self._topic_demand, (P, cfg.n_topics)),
+            np.broadcast_to(supply, (P, cfg.n_topics)),
+        ], axis=1).astype(np.float32)
+
+    # ------------------------------------------------------------------ step
+    def step(
+        self,
+        slates: np.ndarray,
+        publish: np.ndarray | None = None,
+        choice_override: np.ndarray | None = None,
+    ) -> StepResult:
+        """Advance every session and item by one step.
+
+        Args:
+            slates: (n_sessions, slate_size) int candidate indices. A candidate repeated within
+                a slate is shown once: later repeats are empty positions (no impression, never
+                clicked). Must already be validated (see the env faces).
+            publish: (n_providers,) int: 0 = nothing, k = publish an item of topic k - 1.
+            choice_override: (n_sessions,) int64: -2 lets the choice model decide, -1 forces
+                no click, j >= 0 forces a click on slate position j (user agents).
+
+        Returns:
+            The :class:`StepResult`.
+        """
+        cfg, S, cand = self.config, self.sessions, self.candidates
+        s, k = slates.shape
+        rows = np.arange(s)[:, None]
+        # recommend: gather the slate
+        shown = ~items_lib.repeated_mask(slates)
+        mix = cand.topic_mix[rows, slates]  # (s, k, T)
+        quality = cand.quality[rows, slates]
+        # choose
+        affinity = np.einsum("st,skt->sk", S.interest, mix)
+        utility = affinity + cfg.quality_in_choice * quality
+        if cfg.satiation:
+            utility = utility - cfg.satiation_strength * np.einsum("st,skt->sk", S.satiation, mix)
+        probs = choice_lib.choice_probabilities(utility, shown, cfg)
+        pick = choice_lib.sample_choice(probs, self.rng_choice)
+        if choice_override is not None:
+            pick = np.where(choice_override >= -1, choice_override, pick)
+        clicked = pick >= 0
+        pos = np.maximum(pick, 0)
+        r = np.arange(s)
+        # respond
+        c_mix = mix[r, pos] * clicked[:, None]
+        c_util = np.where(clicked, utility[r, pos], 0.0)
+        c_len = cand.length[r, slates[r, pos]]
+        if cfg.watch_mode == "full":
+            frac = 1.0
+        else:
+            frac = 1.0 / (1.0 + np.exp(-cfg.watch_sharpness * (affinity[r, pos] + quality[r, pos])))
+        watch = np.where(clicked, np.minimum(S.budget, c_len * frac), 0.0)
+        satisfaction = np.where(clicked, 1.0 / (1.0 + np.exp(-c_util)), 0.0)
+        # update users (in session): consumption, then one step of exogenous drift
+        interest, satiation, history = users_lib.consume(
+            S.interest, S.satiation, S.history, c_mix, clicked, cfg, self.rng_users)
+        interest, anchor = users_lib.drift_exogenous(
+            interest, S.anchor, self.users.home[S.user], 1, cfg, self.rng_users, self._one_step)
+        budget = S.budget - np.where(
+            clicked, watch - cfg.quality_bonus * watch * quality[r, pos], cfg.no_click_penalty)
+        # a no-click costs a full unit of patience, a disappointing click (utility < 0) up to one
+        patience = S.patience - np.where(clicked, np.maximum(0.0, 1.0 - 2.0 * satisfaction), 1.0)
+        reward = watch if cfg.recommender_reward == "watch_time" else clicked.astype(np.float64)
+        self.sessions = S._replace(
+            interest=interest, anchor=anchor, satiation=satiation, history=history,
+            budget=budget, patience=patience, steps=S.steps + 1, ret=S.ret + reward,
+            clicks=S.clicks + clicked, satisfaction=S.satisfaction + satisfaction)
+        S = self.sessions
+        # update items
+        cold = self.candidate_cold[rows, slates] & shown
+        c_item = np.where(clicked, cand.item_id[r, slates[r, pos]], -1)
+        c_cold = clicked & cold[r, pos]
+        P = cfg.n_providers
+        prov_reward = np.zeros(P)
+        published = np.zeros(P, bool) if publish is None else np.asarray(publish) > 0
+        if self._catalog_mode:
+            clicked_ids = c_item[clicked]
+            self.catalog = items_lib.count_interactions(
+                self.catalog, cand.item_id[rows, slates][shown], clicked_ids, self.t)
+            if P:
+                own = cand.provider[rows, slates] - cfg.n_background_providers
+                imp = np.bincount(own[shown & (own >= 0)], minlength=P)[:P]
+                c_own = np.where(clicked, own[r, pos], -1)
+                ok = c_own >= 0
+                clk = np.bincount(c_own[ok], minlength=P)[:P]
+                wt = np.bincount(c_own[ok], weights=watch[ok], minlength=P)[:P]
+                prov_reward = wt - cfg.publication_cost * published
+                self._provider_stats = 0.9 * self._provider_stats + np.stack([imp, clk, wt], 1)
+            if clicked_ids.size:
+                share = np.bincount(self.catalog.main_topic[clicked_ids], minlength=cfg.n_topics)
+                self._topic_demand = 0.99 * self._topic_demand + 0.01 * share / clicked_ids.size
+            self._update_catalog(published, publish)
+        # terminate
+        ended = S.budget <= 0
+        if cfg.patience is not None:
+            ended |= S.patience <= 0
+        sess_len, sess_ret, sess_user = S.steps, S.ret, S.user
+        ctr = self.counters
+        ctr["steps"] += 1
+        ctr["user_steps"] += s
+        n_imp = shown.sum(axis=1)
+        ctr["impressions"] += int(n_imp.sum())
+        ctr["clicks"] += int(clicked.sum())
+        ctr["cold_impressions"] += int(cold.sum())
+        ctr["cold_clicks"] += int(c_cold.sum())
+        ctr["watch_time"] += float(watch.sum())
+        self.t += 1
+        if ended.any():
+            terminal_obs = self.recommender_obs(np.flatnonzero(ended))
+            self.restart_sessions(ended)
+        else:
+            terminal_obs = np.zeros((0, self.layout.size), np.float32)
+        self._new_candidates()
+        return StepResult(
+            reward=reward, choice=pick, clicked_item=c_item, watch_time=watch,
+            satisfaction=satisfaction, user_utility=c_util, impressions=n_imp,
+            cold_impressions=cold.sum(axis=1), cold_clicks=c_cold.astype(np.int64),
+            session_ended=ended, session_length=sess_len, session_return=sess_ret,
+            session_user=sess_user, terminal_obs=terminal_obs, provider_reward=prov_reward, provider_published=published,
+        )
+
+    def _update_catalog(self, published: np.ndarray, publish: np.ndarray | None) -> None:
+        cfg = self.config
+        active = items_lib.retire_items(self.catalog, self.t, cfg)
+        n_bg = int(self.rng_items.poisson(cfg.arrival_rate))
+        topics = [self.rng_items.integers(cfg.n_topics, size=n_bg)]
+        provs = [self.rng_items.integers(cfg.n_background_providers, size=n_bg)]
+        if published.any():
+            who = np.flatnonzero(published)
+            topics.append(np.asarray(publish)[who].astype(np.int64) - 1)
+            provs.append(who + cfg.n_background_providers)
+        topics_a, provs_a = np.concatenate(topics), np.concatenate(provs)
+        if topics_a.size > cfg.n_items_max:
+            topics_a, provs_a = topics_a[: cfg.n_items_max], provs_a[: cfg.n_items_max]
+        new = self._sample_new(topics_a, provs_a)
+        self.catalog = items_lib.insert_items(self.catalog, active, new, self.t)
+
+    # ------------------------------------------------------------------ metrics
+    def metrics(self) -> dict[str, float]:
+        """Run-level metrics since the last reset.
+
+        Keys: ``ctr`` (clicks per impression), ``cold_start_ctr``, ``cold_start_impression_share``,
+        ``clicks_per_step`` (per session step), ``watch_time`` (per session step),
+        ``session_length`` and ``session_return`` (means over ended sessions), ``sessions``,
+        ``return_rate`` (share of ended sessions whose user comes back within
+        ``return_window`` steps), ``catalog_size``, ``steps``.
+        """
+        c = self.counters
+        n = max(c["user_steps"], 1)
+        out = {
+            "ctr": c["clicks"] / max(c["impressions"], 1),
+            "cold_start_ctr": c["cold_clicks"] / max(c["cold_impressions"], 1),
+            "cold_start_impression_share": c["cold_impressions"] / max(c["impressions"], 1),
+            "clicks_per_step": c["clicks"] / n,
+            "watch_time": c["watch_time"] / n,
+            "sessions": c["sessions"],
+            "session_length": c["session_length"] / c["sessions"] if c["sessions"] else float("nan"),
+            "session_return": c["session_return"] / c["sessions"] if c["sessions"] else float("nan"),
+            "return_rate": c["returned_in_window"] / c["sessions"] if c["sessions"] else float("nan"),
+            "catalog_size": int(self.catalog.active.sum()) if self.catalog is not None else 0,
+            "steps": c["steps"],
+        }
+        return {key: float(v) for key, v in out.items()}
+
+    def materialized_interests(self) -> np.ndarray:
+        """(n_users, n_topics) every user's interest as of now (in-session users live; others
+        advanced in expectation, without noise). For plots and metrics, not for the step."""
+        U, cfg = self.users, self.config
+        n = np.maximum(self.t - U.last_update, 0)
+        if cfg.exogenous_drift:
+            p11, p21, p22, _ = users_lib.drift_transition(n, cfg)
+            da, dx = U.anchor - U.home, U.interest - U.home
+            x = np.clip(U.home + p21[:, None] * da + p22[:, None] * dx, -1, 1)
+        else:
+            x = U.interest.copy()
+        x[self.sessions.user] = self.sessions.interest
+        return x
