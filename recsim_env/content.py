@@ -603,9 +603,9 @@ class HashingEncoder(_TextEncoder):
 
     Each content token (see :func:`tokenize`) maps to a pseudo-random +-1/sqrt(dim) vector
     derived from a SHAKE-256 hash of the token and ``seed``; a text is the L2-normalised
-    sum of its tokens' vectors. Batches are encoded from precomputed per-template, per-word
-    and per-adjective vectors indexed by the token ids, so ``encode`` is vectorised and
-    equals ``encode_texts`` of the rendered texts.
+    sum of its tokens' vectors. Batches are encoded by summing rows of a table precomputed
+    per template, adjective and topic word, indexed by the token ids: vectorised, and equal
+    (up to float rounding) to ``encode_texts`` of the rendered texts.
     """
 
     def __init__(
@@ -633,13 +633,23 @@ class HashingEncoder(_TextEncoder):
         self._token_cache: dict[str, np.ndarray] = {}
         vocab = self.vocabulary
         empty = dict.fromkeys(_SLOTS, "")
-        # (n_templates, dim): the template's own words; slots are added per item.
-        self._template_vectors = np.stack(
-            [self._text_sum(t.format(**empty)) for t in vocab.templates]
-        )
-        self._word_vectors = np.stack([self._text_sum(w) for w in vocab.words])
-        self._quality_vectors = np.stack([self._text_sum(q) for q in vocab.quality_words])
-        self._slot_mask = vocab.slot_mask.astype(np.float64)
+        n_templates, n_quality = len(vocab.templates), len(vocab.quality_words)
+        # One table of partial sums, row blocks in token-column order: each template's own
+        # words (slots left empty), the adjectives, the topic words, then a zero row that
+        # slots a template does not use point at.
+        self._table = np.concatenate(
+            [
+                np.stack([self._text_sum(t.format(**empty)) for t in vocab.templates]),
+                np.stack([self._text_sum(q) for q in vocab.quality_words]),
+                np.stack([self._text_sum(w) for w in vocab.words]),
+                np.zeros((1, self._dim)),
+            ]
+        ).astype(np.float32)
+        words_at = n_templates + n_quality
+        self._row_offsets = np.array([0, n_templates, words_at, words_at, words_at])
+        self._zero_row = self._table.shape[0] - 1
+        # (n_templates, 5) bool: token columns each template renders.
+        self._used = np.concatenate([np.ones((n_templates, 1), bool), vocab.slot_mask], axis=1)
 
     @property
     def dim(self) -> int:
@@ -664,13 +674,10 @@ class HashingEncoder(_TextEncoder):
         Returns:
             (n, dim) float32, unit L2 norm.
         """
-        tokens = descriptions.tokens
-        mask = self._slot_mask[tokens[:, ItemDescriptions.TEMPLATE]]  # (n, 4)
-        x = self._template_vectors[tokens[:, ItemDescriptions.TEMPLATE]]
-        x = x + mask[:, :1] * self._quality_vectors[tokens[:, ItemDescriptions.QUALITY]]
-        words = self._word_vectors[tokens[:, ItemDescriptions.WORD1 :]]  # (n, 3, dim)
-        x = x + np.einsum("ns,nsd->nd", mask[:, 1:], words)
-        return _l2_normalise(x).astype(np.float32)
+        tokens = descriptions.tokens  # (n, 5)
+        used = self._used[tokens[:, ItemDescriptions.TEMPLATE]]  # (n, 5)
+        rows = np.where(used, tokens + self._row_offsets, self._zero_row)
+        return _l2_normalise(self._table[rows].sum(axis=1))  # (n, 5, dim) -> (n, dim)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Encode arbitrary strings (a Python loop over texts).

@@ -499,7 +499,7 @@ class World:
         ended = S.budget <= 0
         if cfg.patience is not None:
             ended |= S.patience <= 0
-        sess_len, sess_ret, sess_user = S.steps, S.ret, S.user
+        sess_len, sess_ret, sess_user = S.steps.copy(), S.ret.copy(), S.user.copy()
         ctr = self.counters
         ctr["steps"] += 1
         ctr["user_steps"] += s
