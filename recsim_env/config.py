@@ -47,11 +47,11 @@ class EnvConfig:
     frac_popular: float = 0.2
 
     # --- items ----------------------------------------------------------------------------
-    n_items_max: int = 2000
-    n_items_initial: int = 500
-    arrival_rate: float = 4.0
+    n_items_max: int = 600
+    n_items_initial: int = 400
+    arrival_rate: float = 1.5
     """Mean of the Poisson number of items published per step by background providers."""
-    item_lifetime: int | None = 500
+    item_lifetime: int | None = 400
     """Steps after which an item retires; ``None`` keeps items until the catalog is full."""
     n_background_providers: int = 20
     topic_purity: float = 0.7
@@ -62,7 +62,7 @@ class EnvConfig:
     quality_noise: float = 0.3
     item_length: float = 4.0
     item_length_log_std: float = 0.3
-    cold_start_impressions: int = 20
+    cold_start_impressions: int = 5
     """An item is flagged cold-start while it has fewer impressions than this."""
     publication_cost: float = 1.0
     content_encoder: str = "topic"
@@ -275,13 +275,12 @@ _PRESETS: dict[str, dict[str, Any]] = {
         observe_interest=True,
     ),
     "cold_start": dict(
-        arrival_rate=20.0,
+        arrival_rate=6.0,
         item_lifetime=60,
         n_items_initial=300,
-        n_items_max=1500,
+        n_items_max=600,
         frac_newest=0.3,
         frac_popular=0.1,
-        cold_start_impressions=10,
     ),
     "long_term": dict(
         satiation_decay=0.9,

@@ -492,6 +492,8 @@ class TopicEncoder(_FeaturesFirst):
         Returns:
             (n, n_topics) float32 features.
         """
+        if self.noise == 0:  # no copy needed: callers never write to content features
+            return np.asarray(topic_mix, dtype=np.float32)
         out = np.asarray(topic_mix).astype(np.float32, copy=True)
         return _add_noise(out, self.noise, rng)
 

@@ -8,6 +8,7 @@ first. Retirement never leaves fewer than ``n_candidates`` active items.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -20,7 +21,7 @@ class Catalog(NamedTuple):
 
     Attributes:
         active: (I,) bool.
-        topic_mix: (I, n_topics) float64, rows sum to 1.
+        topic_mix: (I, n_topics) float32, rows sum to 1.
         main_topic: (I,) int64.
         quality: (I,) float64 latent quality.
         length: (I,) float64 item length (time cost of consuming it).
@@ -56,6 +57,20 @@ class NewItems(NamedTuple):
     content: np.ndarray
 
 
+@functools.lru_cache(maxsize=16)
+def _eye(n: int) -> np.ndarray:
+    eye = np.eye(n, dtype=np.float32)
+    eye.flags.writeable = False
+    return eye
+
+
+@functools.lru_cache(maxsize=16)
+def _topic_quality(cfg: EnvConfig) -> np.ndarray:
+    q = cfg.topic_quality_array
+    q.flags.writeable = False
+    return q
+
+
 def sample_items(
     main_topic: np.ndarray,
     provider: np.ndarray,
@@ -78,15 +93,15 @@ def sample_items(
         The new items' arrays.
     """
     n = main_topic.shape[0]
-    onehot = np.zeros((n, cfg.n_topics))
-    onehot[np.arange(n), main_topic] = 1.0
+    onehot = _eye(cfg.n_topics)[main_topic]
     if cfg.topic_purity < 1.0:
         spread = rng.dirichlet(np.ones(cfg.n_topics), size=n) if n else np.zeros((0, cfg.n_topics))
-        mix = cfg.topic_purity * onehot + (1.0 - cfg.topic_purity) * spread
+        mix = (cfg.topic_purity * onehot + (1.0 - cfg.topic_purity) * spread).astype(np.float32)
     else:
         mix = onehot
-    skill = np.where(provider >= 0, provider_skill[np.maximum(provider, 0)], 0.0) if n else np.zeros(0)
-    quality = cfg.topic_quality_array[main_topic] + skill + cfg.quality_noise * rng.standard_normal(n)
+    quality = _topic_quality(cfg)[main_topic] + cfg.quality_noise * rng.standard_normal(n)
+    if cfg.provider_skill_std > 0 and n:
+        quality += np.where(provider >= 0, provider_skill[np.maximum(provider, 0)], 0.0)
     if cfg.item_length_log_std > 0:
         length = cfg.item_length * np.exp(cfg.item_length_log_std * rng.standard_normal(n))
     else:
@@ -100,7 +115,7 @@ def empty_catalog(cfg: EnvConfig, content_dim: int) -> Catalog:
     cap = cfg.n_items_max
     return Catalog(
         active=np.zeros(cap, bool),
-        topic_mix=np.zeros((cap, cfg.n_topics)),
+        topic_mix=np.zeros((cap, cfg.n_topics), np.float32),
         main_topic=np.zeros(cap, np.int64),
         quality=np.zeros(cap),
         length=np.ones(cap),
@@ -138,14 +153,17 @@ def retire_items(cat: Catalog, t: int, cfg: EnvConfig) -> np.ndarray:
 def insert_items(cat: Catalog, active: np.ndarray, new: NewItems, t: int) -> Catalog:
     """Place new items in free slots, evicting the oldest active items when the catalog is full.
 
+    The catalog's arrays are updated in place (the catalog is ``O(n_items_max)`` and only
+    ``O(arrivals)`` entries change per step; copying it every step would dominate small runs).
+
     Args:
-        cat: current catalog (not modified).
+        cat: current catalog (its arrays are written).
         active: (I,) bool, the active mask to start from (after retirement).
-        new: items to insert (at most the capacity; extra items are an internal error).
+        new: items to insert (at most the capacity).
         t: current world step (their ``born_at``).
 
     Returns:
-        The new catalog.
+        The catalog with ``active`` replaced.
     """
     n = new.quality.shape[0]
     if n == 0:
@@ -160,46 +178,64 @@ def insert_items(cat: Catalog, active: np.ndarray, new: NewItems, t: int) -> Cat
         occupied = np.flatnonzero(active)
         oldest = occupied[np.argpartition(cat.born_at[occupied], need - 1)[:need]]
         slots = np.concatenate([free, oldest])
-    arrays = {name: getattr(cat, name).copy() for name in Catalog._fields}
-    arrays["active"] = active.copy()
-    arrays["active"][slots] = True
-    arrays["topic_mix"][slots] = new.topic_mix
-    arrays["main_topic"][slots] = new.main_topic
-    arrays["quality"][slots] = new.quality
-    arrays["length"][slots] = new.length
-    arrays["provider"][slots] = new.provider
-    arrays["born_at"][slots] = t
-    arrays["impressions"][slots] = 0
-    arrays["clicks"][slots] = 0
-    arrays["first_click_at"][slots] = -1
-    arrays["content"][slots] = new.content
-    return Catalog(**arrays)
+    active = active.copy() if active is not cat.active else active
+    active[slots] = True
+    cat.topic_mix[slots] = new.topic_mix
+    cat.main_topic[slots] = new.main_topic
+    cat.quality[slots] = new.quality
+    cat.length[slots] = new.length
+    cat.provider[slots] = new.provider
+    cat.born_at[slots] = t
+    cat.impressions[slots] = 0
+    cat.clicks[slots] = 0
+    cat.first_click_at[slots] = -1
+    cat.content[slots] = new.content
+    return cat._replace(active=active)
 
 
 def count_interactions(
     cat: Catalog, shown_items: np.ndarray, clicked_items: np.ndarray, t: int
-) -> Catalog:
-    """Add impressions and clicks.
+) -> None:
+    """Add impressions and clicks, in place.
 
     Args:
-        cat: catalog (not modified).
+        cat: catalog (its counters are written).
         shown_items: (m,) int64 item ids shown this step (one entry per impression).
-        clicked_items: (c,) int64 item ids clicked this step.
+        clicked_items: (c,) int64 item ids clicked this step (distinct sessions may click the
+            same item: repeats are counted).
         t: current step (for ``first_click_at``).
     """
-    cap = cat.active.shape[0]
-    impressions = cat.impressions + np.bincount(shown_items, minlength=cap)
-    add_clicks = np.bincount(clicked_items, minlength=cap)
-    clicks = cat.clicks + add_clicks
-    first = np.where((cat.first_click_at < 0) & (add_clicks > 0), t, cat.first_click_at)
-    return cat._replace(impressions=impressions, clicks=clicks, first_click_at=first)
+    np.add.at(cat.impressions, shown_items, 1)
+    if clicked_items.size:
+        np.add.at(cat.clicks, clicked_items, 1)
+        first = cat.first_click_at[clicked_items]
+        cat.first_click_at[clicked_items] = np.where(first < 0, t, first)
+
+
+@functools.lru_cache(maxsize=64)
+def _strictly_lower(k: int) -> np.ndarray:
+    tri = np.tri(k, k, -1, dtype=bool)[None]
+    tri.flags.writeable = False
+    return tri
 
 
 def repeated_mask(x: np.ndarray) -> np.ndarray:
     """(s, k) bool: True where ``x[s, j]`` equals an earlier entry ``x[s, i]``, ``i < j``."""
-    k = x.shape[1]
     eq = x[:, :, None] == x[:, None, :]
-    return (eq & np.tri(k, k, -1, dtype=bool)[None]).any(axis=2)
+    return (eq & _strictly_lower(x.shape[1])).any(axis=2)
+
+
+def _top_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest values, largest first; ties go to the lower index."""
+    if k < values.shape[0]:
+        # stable tie-break: among equal values prefer the lower index (lexsort on -index)
+        part = np.argpartition(-values, k - 1)[:k]
+        kth = values[part].min()
+        cand = np.flatnonzero(values >= kth)
+    else:
+        cand = np.arange(values.shape[0])
+    order = np.lexsort((cand, -values[cand]))
+    return cand[order[:k]]
 
 
 def generate_candidates(
@@ -217,13 +253,12 @@ def generate_candidates(
     parts = []
     taken = np.zeros(cat.active.shape[0], bool)
     if cfg.n_newest:
-        born = cat.born_at[active_idx]
-        newest = active_idx[np.argsort(-born, kind="stable")[: cfg.n_newest]]
+        newest = active_idx[_top_k(cat.born_at[active_idx], cfg.n_newest)]
         taken[newest] = True
         parts.append(newest)
     if cfg.n_popular:
         pool = np.flatnonzero(cat.active & ~taken)
-        popular = pool[np.argsort(-cat.clicks[pool], kind="stable")[: cfg.n_popular]]
+        popular = pool[_top_k(cat.clicks[pool], cfg.n_popular)]
         taken[popular] = True
         parts.append(popular)
     fixed = np.concatenate(parts) if parts else np.zeros(0, np.int64)

@@ -143,10 +143,15 @@ class StepResult(NamedTuple):
     provider_published: np.ndarray
 
 
-_COUNTERS = (
-    "steps", "user_steps", "impressions", "clicks", "cold_impressions", "cold_clicks",
-    "watch_time", "sessions", "session_length", "session_return", "returned_in_window",
-)
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+# counted when sessions end
+_COUNTERS = ("sessions", "session_length", "session_return", "returned_in_window")
+# accumulated per slot every step (rows of World._acc)
+_ACC_ROWS = ("impressions", "clicks", "cold_impressions", "cold_clicks", "watch_time")
 
 
 class World:
@@ -182,6 +187,22 @@ class World:
         self._cohorts = np.where(ids < self.n_users, ids, -1)
         self.provider_obs_dim = 4 + 2 * config.n_topics
         self._one_step = users_lib.drift_transition(np.int64(1), config)
+        # constant arrays reused every step (read-only, so no step can corrupt them)
+        n, P = self.n_sessions, config.n_providers
+        self._arange_s = _frozen(np.arange(n))
+        self._all_shown = _frozen(np.ones((n, 1), bool))
+        self._ones_s = _frozen(np.ones(n, np.int64))
+        self._zeros_s = _frozen(np.zeros(n, np.int64))
+        self._minus_ones_s = _frozen(np.full(n, -1, np.int64))
+        self._no_publish = _frozen(np.zeros(P, bool))
+        self._no_publish_reward = _frozen(np.zeros(P))
+        self._no_terminal_obs = _frozen(np.zeros((0, self.layout.size), np.float32))
+        self._eye = _frozen(np.eye(config.n_topics))
+        c = config.n_candidates
+        self._fresh_ids = _frozen(np.full((n, c), -1, np.int64))
+        self._minus_ones_sc = _frozen(np.full(n * c, -1, np.int64))
+        self._fresh_zeros = _frozen(np.zeros((n, c)))
+        self._fresh_zeros_int = _frozen(np.zeros((n, c), np.int64))
         self._rng: np.random.Generator | None = None
 
     # ------------------------------------------------------------------ reset
@@ -211,6 +232,7 @@ class World:
         self._provider_stats = np.zeros((cfg.n_providers, 3))  # decayed impressions, clicks, watch
         self._topic_demand = np.full(cfg.n_topics, 1.0 / cfg.n_topics)
         self.counters = dict.fromkeys(_COUNTERS, 0.0)
+        self._acc = np.zeros((len(_ACC_ROWS), self.n_sessions))
         self.sessions = self._empty_sessions()
         self._start_sessions(np.ones(self.n_sessions, bool))
         self._new_candidates()
@@ -336,15 +358,14 @@ class World:
             )
         else:
             topics = self.rng_cand.integers(cfg.n_topics, size=s * c)
-            new = items_lib.sample_items(topics, np.full(s * c, -1), self.provider_skill, cfg,
+            new = items_lib.sample_items(topics, self._minus_ones_sc, self.provider_skill, cfg,
                                          self.encoder, self.rng_cand)
-            zeros = np.zeros((s, c))
             self.candidates = Candidates(
-                item_id=np.full((s, c), -1, np.int64),
-                topic_mix=new.topic_mix.reshape(s, c, -1), quality=new.quality.reshape(s, c),
-                length=new.length.reshape(s, c), provider=np.full((s, c), -1, np.int64),
-                content=new.content.reshape(s, c, -1), age=zeros, impressions=zeros.astype(np.int64),
-                clicks=zeros.astype(np.int64),
+                item_id=self._fresh_ids, topic_mix=new.topic_mix.reshape(s, c, -1),
+                quality=new.quality.reshape(s, c), length=new.length.reshape(s, c),
+                provider=self._fresh_ids, content=new.content.reshape(s, c, -1),
+                age=self._fresh_zeros, impressions=self._fresh_zeros_int,
+                clicks=self._fresh_zeros_int,
             )
 
     @property
@@ -429,14 +450,17 @@ class World:
         """
         cfg, S, cand = self.config, self.sessions, self.candidates
         s, k = slates.shape
-        rows = np.arange(s)[:, None]
+        r = self._arange_s
+        rows = r[:, None]
         # recommend: gather the slate
-        shown = ~items_lib.repeated_mask(slates)
+        shown = ~items_lib.repeated_mask(slates) if k > 1 else self._all_shown
         mix = cand.topic_mix[rows, slates]  # (s, k, T)
         quality = cand.quality[rows, slates]
         # choose
         affinity = np.einsum("st,skt->sk", S.interest, mix)
-        utility = affinity + cfg.quality_in_choice * quality
+        utility = affinity
+        if cfg.quality_in_choice:
+            utility = utility + cfg.quality_in_choice * quality
         if cfg.satiation:
             utility = utility - cfg.satiation_strength * np.einsum("st,skt->sk", S.satiation, mix)
         probs = choice_lib.choice_probabilities(utility, shown, cfg)
@@ -445,43 +469,48 @@ class World:
             pick = np.where(choice_override >= -1, choice_override, pick)
         clicked = pick >= 0
         pos = np.maximum(pick, 0)
-        r = np.arange(s)
+        chosen = slates[r, pos]  # candidate index of the clicked (or first) item
         # respond
         c_mix = mix[r, pos] * clicked[:, None]
-        c_util = np.where(clicked, utility[r, pos], 0.0)
-        c_len = cand.length[r, slates[r, pos]]
-        if cfg.watch_mode == "full":
-            frac = 1.0
-        else:
-            frac = 1.0 / (1.0 + np.exp(-cfg.watch_sharpness * (affinity[r, pos] + quality[r, pos])))
-        watch = np.where(clicked, np.minimum(S.budget, c_len * frac), 0.0)
-        satisfaction = np.where(clicked, 1.0 / (1.0 + np.exp(-c_util)), 0.0)
+        c_util = utility[r, pos] * clicked
+        c_quality = quality[r, pos]
+        c_len = cand.length[r, chosen]
+        if cfg.watch_mode == "engaged":
+            c_len = c_len / (1.0 + np.exp(-cfg.watch_sharpness * (affinity[r, pos] + c_quality)))
+        watch = np.minimum(S.budget, c_len) * clicked
+        satisfaction = clicked / (1.0 + np.exp(-c_util))
         # update users (in session): consumption, then one step of exogenous drift
         interest, satiation, history = users_lib.consume(
             S.interest, S.satiation, S.history, c_mix, clicked, cfg, self.rng_users)
-        interest, anchor = users_lib.drift_exogenous(
-            interest, S.anchor, self.users.home[S.user], 1, cfg, self.rng_users, self._one_step)
+        anchor = S.anchor
+        if cfg.exogenous_drift:
+            interest, anchor = users_lib.drift_exogenous(
+                interest, anchor, self.users.home[S.user], 1, cfg, self.rng_users, self._one_step)
         budget = S.budget - np.where(
-            clicked, watch - cfg.quality_bonus * watch * quality[r, pos], cfg.no_click_penalty)
-        # a no-click costs a full unit of patience, a disappointing click (utility < 0) up to one
-        patience = S.patience - np.where(clicked, np.maximum(0.0, 1.0 - 2.0 * satisfaction), 1.0)
+            clicked, watch * (1.0 - cfg.quality_bonus * c_quality), cfg.no_click_penalty)
+        patience = S.patience
+        if cfg.patience is not None:
+            # a no-click costs a full unit of patience, a disappointing click (utility < 0) up
+            # to one unit
+            patience = patience - np.where(clicked, np.maximum(0.0, 1.0 - 2.0 * satisfaction), 1.0)
         reward = watch if cfg.recommender_reward == "watch_time" else clicked.astype(np.float64)
-        self.sessions = S._replace(
+        steps = S.steps + 1
+        ret = S.ret + reward
+        self.sessions = S = S._replace(
             interest=interest, anchor=anchor, satiation=satiation, history=history,
-            budget=budget, patience=patience, steps=S.steps + 1, ret=S.ret + reward,
+            budget=budget, patience=patience, steps=steps, ret=ret,
             clicks=S.clicks + clicked, satisfaction=S.satisfaction + satisfaction)
-        S = self.sessions
         # update items
-        cold = self.candidate_cold[rows, slates] & shown
-        c_item = np.where(clicked, cand.item_id[r, slates[r, pos]], -1)
-        c_cold = clicked & cold[r, pos]
         P = cfg.n_providers
-        prov_reward = np.zeros(P)
-        published = np.zeros(P, bool) if publish is None else np.asarray(publish) > 0
+        published = self._no_publish if publish is None else np.asarray(publish) > 0
+        prov_reward = self._no_publish_reward
         if self._catalog_mode:
+            slate_ids = cand.item_id[rows, slates]
+            cold = (cand.impressions[rows, slates] < cfg.cold_start_impressions) & shown
+            c_item = np.where(clicked, cand.item_id[r, chosen], -1)
+            c_cold = clicked & cold[r, pos]
             clicked_ids = c_item[clicked]
-            self.catalog = items_lib.count_interactions(
-                self.catalog, cand.item_id[rows, slates][shown], clicked_ids, self.t)
+            items_lib.count_interactions(self.catalog, slate_ids[shown], clicked_ids, self.t)
             if P:
                 own = cand.provider[rows, slates] - cfg.n_background_providers
                 imp = np.bincount(own[shown & (own >= 0)], minlength=P)[:P]
@@ -495,33 +524,36 @@ class World:
                 share = np.bincount(self.catalog.main_topic[clicked_ids], minlength=cfg.n_topics)
                 self._topic_demand = 0.99 * self._topic_demand + 0.01 * share / clicked_ids.size
             self._update_catalog(published, publish)
+            cold_imp = cold.sum(axis=1)
+        else:  # fresh documents are never stored, never cold
+            c_item = self._minus_ones_s
+            c_cold = cold_imp = self._zeros_s
         # terminate
-        ended = S.budget <= 0
+        ended = budget <= 0
         if cfg.patience is not None:
-            ended |= S.patience <= 0
-        sess_len, sess_ret, sess_user = S.steps.copy(), S.ret.copy(), S.user.copy()
-        ctr = self.counters
-        ctr["steps"] += 1
-        ctr["user_steps"] += s
-        n_imp = shown.sum(axis=1)
-        ctr["impressions"] += int(n_imp.sum())
-        ctr["clicks"] += int(clicked.sum())
-        ctr["cold_impressions"] += int(cold.sum())
-        ctr["cold_clicks"] += int(c_cold.sum())
-        ctr["watch_time"] += float(watch.sum())
+            ended |= patience <= 0
+        n_imp = shown.sum(axis=1) if k > 1 else self._ones_s
+        acc = self._acc  # per-slot running sums, reduced only when metrics are read
+        acc[0] += n_imp
+        acc[1] += clicked
+        acc[2] += cold_imp
+        acc[3] += c_cold
+        acc[4] += watch
         self.t += 1
         if ended.any():
+            sess_len, sess_ret, sess_user = steps.copy(), ret.copy(), S.user.copy()
             terminal_obs = self.recommender_obs(np.flatnonzero(ended))
             self.restart_sessions(ended)
         else:
-            terminal_obs = np.zeros((0, self.layout.size), np.float32)
+            sess_len, sess_ret, sess_user = steps, ret, S.user
+            terminal_obs = self._no_terminal_obs
         self._new_candidates()
         return StepResult(
             reward=reward, choice=pick, clicked_item=c_item, watch_time=watch,
             satisfaction=satisfaction, user_utility=c_util, impressions=n_imp,
-            cold_impressions=cold.sum(axis=1), cold_clicks=c_cold.astype(np.int64),
-            session_ended=ended, session_length=sess_len, session_return=sess_ret,
-            session_user=sess_user, terminal_obs=terminal_obs, provider_reward=prov_reward, provider_published=published,
+            cold_impressions=cold_imp, cold_clicks=c_cold, session_ended=ended,
+            session_length=sess_len, session_return=sess_ret, session_user=sess_user,
+            terminal_obs=terminal_obs, provider_reward=prov_reward, provider_published=published,
         )
 
     def _update_catalog(self, published: np.ndarray, publish: np.ndarray | None) -> None:
@@ -550,8 +582,10 @@ class World:
         ``return_rate`` (share of ended sessions whose user comes back within
         ``return_window`` steps), ``catalog_size``, ``steps``.
         """
-        c = self.counters
-        n = max(c["user_steps"], 1)
+        c = dict(self.counters)
+        c.update(zip(_ACC_ROWS, self._acc.sum(axis=1)))
+        c["steps"] = self.t
+        n = max(self.t * self.n_sessions, 1)
         out = {
             "ctr": c["clicks"] / max(c["impressions"], 1),
             "cold_start_ctr": c["cold_clicks"] / max(c["cold_impressions"], 1),

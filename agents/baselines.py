@@ -1,0 +1,960 @@
+"""Batched baseline recommenders: random, popularity, oracles, bandits, LinUCB, MF, content.
+
+Every baseline is a :class:`agents.base.Learner`: batched observations ``(n, obs_dim)`` in,
+slates ``(n, slate_size)`` int64 out, with no Python loop over sessions or items. A baseline
+scores every candidate of every row, ``scores (n, n_candidates)``, and the slate is the
+``slate_size`` distinct candidates with the highest scores, best first. Ties are broken at
+random: the sort is lexicographic on ``(-score, u)`` with one uniform ``u`` per candidate from
+the learner's own generator, so ties never favour low candidate indices.
+
+Observations are read through :meth:`recsim_env.ObsLayout.split`: user features
+``(n, user_dim)`` = ``[history (n_topics) | time_used, session_steps, click_rate |
+interest (n_topics, only if observed)]`` and candidate features ``(n, C, item_dim)`` =
+``[content (content_dim) | age, log_impressions, ctr, cold_start]``.
+
+Baselines (registry :data:`BASELINES`, factory :func:`make_baseline`):
+
+* ``random``: uniformly random distinct slates.
+* ``most_popular``: by observed clicks (``impressions * ctr``), or by a smoothed CTR.
+* ``myopic_oracle`` (privileged): maximises the immediate expected engagement from the true
+  interest, satiation, quality and length of the candidates.
+* ``long_term_oracle`` (privileged): the myopic value, plus the session time that quality
+  gives back and a penalty for feeding satiated topics.
+* ``epsilon_greedy``, ``ucb1``, ``thompson``: per-item bandits over the platform's item counters
+  (impressions and clicks seen in the observation).
+* ``linucb``: one shared ridge regression on ``content x user`` features, with UCB exploration.
+* ``online_mf``: logistic matrix factorisation on user and item ids, with a content term for
+  items it has not seen.
+* ``content_similarity``: cosine similarity between candidate content and the user's profile.
+
+Privileged learners read the hidden world state through ``ActContext.world``; they say so with
+``privileged = True`` and raise without a context. Every baseline builds its own
+``np.random.Generator`` from ``seed``; :meth:`state_dict` holds its state (and anything
+learned), so a resumed learner acts exactly as the original would have.
+
+:func:`evaluate_policy` drives a learner on a batched :class:`recsim_env.World` (acting and
+learning) and returns the world's metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from agents.base import ActContext, Transition
+from recsim_env.choice import choice_probabilities
+from recsim_env.config import EnvConfig
+from recsim_env.items import repeated_mask
+from recsim_env.world import ObsLayout, World
+
+__all__ = [
+    "BASELINES",
+    "UCB1",
+    "ContentSimilarity",
+    "EpsilonGreedy",
+    "LinUCB",
+    "LongTermOracle",
+    "MostPopular",
+    "MyopicOracle",
+    "OnlineMF",
+    "RandomPolicy",
+    "ThompsonSampling",
+    "evaluate_policy",
+    "expected_engagement",
+    "make_baseline",
+    "top_slate",
+]
+
+# Offsets of the per-candidate extra features after the content vector (ITEM_EXTRA_FEATURES).
+_AGE, _LOG_IMP, _CTR, _COLD = 0, 1, 2, 3
+
+
+# --------------------------------------------------------------------------- helpers
+def top_slate(scores: np.ndarray, slate_size: int, rng: np.random.Generator) -> np.ndarray:
+    """The ``slate_size`` best candidates of every row, best first, ties broken at random.
+
+    Args:
+        scores: (n, C) float; NaN counts as ``-inf``.
+        slate_size: k <= C.
+        rng: draws exactly ``n * C`` uniforms (the tie-breaking key).
+
+    Returns:
+        (n, k) int64 distinct candidate indices.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    tie = rng.random(scores.shape)
+    # lexsort sorts by the last key first: descending score, then the random key
+    order = np.lexsort((tie, -scores), axis=-1)
+    return order[:, :slate_size].astype(np.int64)
+
+
+def item_counts(cand: np.ndarray, content_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The platform's counters of each candidate, recovered from its observed features.
+
+    ``impressions = expm1(log_impressions)`` and ``clicks = ctr * impressions``, both rounded
+    to whole numbers (the observation is float32).
+
+    Args:
+        cand: (n, C, item_dim) candidate features.
+        content_dim: length of the content part.
+
+    Returns:
+        ``(impressions, clicks)``, each (n, C) float64, ``0 <= clicks <= impressions``.
+    """
+    imp = np.rint(np.expm1(cand[..., content_dim + _LOG_IMP].astype(np.float64)))
+    imp = np.maximum(imp, 0.0)
+    clicks = np.clip(np.rint(cand[..., content_dim + _CTR].astype(np.float64) * imp), 0.0, imp)
+    return imp, clicks
+
+
+def expected_engagement(
+    world: World, slots: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """True per-candidate choice utility and engagement, read from the hidden world state.
+
+    Utility and watch time restate :meth:`World.step`: ``utility = interest . mix +
+    quality_in_choice * quality - satiation_strength * satiation . mix`` and ``watch =
+    min(budget, length * frac)`` with ``frac = 1`` (``watch_mode='full'``) or
+    ``sigmoid(watch_sharpness * (interest . mix + quality))`` (``'engaged'``). The click
+    probability of a candidate is the one it would have shown alone in a slate (from
+    :func:`recsim_env.choice.choice_probabilities`).
+
+    Args:
+        world: the world (privileged access).
+        slots: (n,) int64 session slots.
+
+    Returns:
+        ``(utility, p_click, reward, quality)``, each (n, C) float64; ``reward`` is the
+        recommender's reward if the candidate is clicked (watch time or 1 for clicks).
+    """
+    cfg, S, cand = world.config, world.sessions, world.candidates
+    mix = cand.topic_mix[slots]  # (n, C, T)
+    quality = cand.quality[slots]
+    affinity = np.einsum("nt,nct->nc", S.interest[slots], mix)
+    utility = affinity + cfg.quality_in_choice * quality
+    if cfg.satiation:
+        utility = utility - cfg.satiation_strength * np.einsum("nt,nct->nc", S.satiation[slots],
+                                                               mix)
+    n, c = utility.shape
+    p_click = choice_probabilities(utility.reshape(n * c, 1), np.ones((n * c, 1), bool), cfg)
+    p_click = p_click[:, 0].reshape(n, c)
+    if cfg.recommender_reward == "clicks":
+        reward = np.ones((n, c))
+    else:
+        frac = 1.0
+        if cfg.watch_mode == "engaged":
+            frac = 1.0 / (1.0 + np.exp(-cfg.watch_sharpness * (affinity + quality)))
+        reward = np.minimum(S.budget[slots][:, None], cand.length[slots] * frac)
+    return utility, p_click, reward, quality
+
+
+def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    return copy.deepcopy(rng.bit_generator.state)
+
+
+def _shown_mask(action: np.ndarray) -> np.ndarray:
+    """(n, k) bool: the slate positions that hold a distinct item (repeats are not shown)."""
+    return ~repeated_mask(action)
+
+
+def _as_slates(action: np.ndarray, n: int) -> np.ndarray:
+    return np.asarray(action, dtype=np.int64).reshape(n, -1)
+
+
+def _grow_rows(arr: np.ndarray, need: int, fill: np.ndarray | float = 0.0) -> np.ndarray:
+    """``arr`` with at least ``need`` rows (doubling), new rows set to ``fill``."""
+    if need <= arr.shape[0]:
+        return arr
+    size = max(need, 2 * arr.shape[0], 16)
+    out = np.empty((size,) + arr.shape[1:], arr.dtype)
+    out[: arr.shape[0]] = arr
+    out[arr.shape[0]:] = fill
+    return out
+
+
+class _Baseline:
+    """Plumbing shared by the baselines: config, layout, generator, ranking, state.
+
+    Subclasses implement :meth:`_scores` and, if they learn, :meth:`update`. Learned arrays are
+    listed in ``_arrays`` and learned numbers in ``_numbers``; :meth:`state_dict` saves them as
+    torch tensors and Python numbers (``torch.load(weights_only=True)`` loads neither numpy
+    arrays nor arbitrary objects).
+    """
+
+    privileged: ClassVar[bool] = False
+    name: ClassVar[str] = ""
+    _arrays: ClassVar[tuple[str, ...]] = ()
+    _numbers: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, env_config: EnvConfig, layout: ObsLayout, *, seed: int = 0) -> None:
+        if not isinstance(env_config, EnvConfig):
+            raise ValueError(f"env_config must be an EnvConfig, got {type(env_config).__name__}")
+        if not isinstance(layout, ObsLayout):
+            raise ValueError(f"layout must be an ObsLayout, got {type(layout).__name__}")
+        if layout.n_candidates != env_config.n_candidates or layout.n_topics != env_config.n_topics:
+            raise ValueError(
+                f"layout {layout} does not match env_config (n_candidates="
+                f"{env_config.n_candidates}, n_topics={env_config.n_topics})")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+        self.config = env_config
+        self.layout = layout
+        self.slate_size = env_config.slate_size
+        self.seed = int(seed)
+        self._rng = np.random.default_rng(self.seed)
+
+    # ---------------------------------------------------------------- acting
+    def act(self, obs: np.ndarray, context: ActContext | None = None, *,
+            explore: bool = True) -> np.ndarray:
+        """Choose slates for a batch of observations.
+
+        Args:
+            obs: (n, obs_dim) float32 recommender observations.
+            context: what the platform knows besides the observation (required by the
+                privileged oracles and by the id-based learners).
+            explore: False turns exploration off (greedy in the learner's estimates).
+
+        Returns:
+            (n, slate_size) int64 distinct candidate indices, best first.
+        """
+        obs = np.asarray(obs)
+        if obs.ndim != 2 or obs.shape[1] != self.layout.size:
+            raise ValueError(f"obs must have shape (n, {self.layout.size}), got {obs.shape}")
+        user, cand = self.layout.split(obs)
+        scores = self._scores(user, cand, context, explore)
+        return top_slate(scores, self.slate_size, self._rng)
+
+    def _scores(self, user: np.ndarray, cand: np.ndarray, context: ActContext | None,
+                explore: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def update(self, batch: Transition) -> dict[str, float]:
+        """Learn from a batch of transitions (a no-op for baselines that do not learn)."""
+        return {}
+
+    def _need_world(self, context: ActContext | None) -> None:
+        if context is None or context.world is None:
+            raise ValueError(f"{type(self).__name__} is privileged: act() needs an ActContext "
+                             "with the world")
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Generator state and learned values, as tensors, numbers and strings."""
+        return {
+            "baseline": self.name,
+            "seed": self.seed,
+            "rng": _rng_state(self._rng),
+            "arrays": {k: torch.from_numpy(np.array(getattr(self, k))) for k in self._arrays},
+            "numbers": {k: getattr(self, k) for k in self._numbers},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (of the same baseline)."""
+        if state.get("baseline") != self.name:
+            raise ValueError(f"state_dict is of baseline {state.get('baseline')!r}, "
+                             f"expected {self.name!r}")
+        self.seed = int(state["seed"])
+        self._rng = np.random.default_rng()
+        self._rng.bit_generator.state = copy.deepcopy(state["rng"])
+        for k in self._arrays:
+            value = state["arrays"][k]
+            arr = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+            setattr(self, k, arr.copy())
+        for k in self._numbers:
+            setattr(self, k, state["numbers"][k])
+        self._after_load()
+
+    def _after_load(self) -> None:
+        """Hook: recompute derived values after loading."""
+
+
+def _check(cond: bool, name: str, value: Any, expected: str) -> None:
+    if not cond:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+# --------------------------------------------------------------------------- simple policies
+class RandomPolicy(_Baseline):
+    """Uniformly random distinct slates."""
+
+    name = "random"
+
+    def _scores(self, user, cand, context, explore):
+        return np.zeros(cand.shape[:2])  # all tied: the random tie-break is the slate
+
+
+class MostPopular(_Baseline):
+    """Rank candidates by the platform's observed popularity.
+
+    Args:
+        by: ``"clicks"`` ranks by observed clicks ``impressions * ctr`` (what "most popular"
+            usually means: it favours items that were shown a lot); ``"ctr"`` ranks by the
+            click rate smoothed toward ``prior_ctr`` with ``prior_strength`` pseudo-impressions,
+            ``(clicks + prior_ctr * prior_strength) / (impressions + prior_strength)``, so an
+            item shown once and clicked once does not outrank a proven one.
+        prior_ctr: prior click rate (``by="ctr"``).
+        prior_strength: pseudo-impressions of the prior (``by="ctr"``).
+
+    Without item counters (``candidate_source="fresh"``) every candidate ties: random slates.
+    """
+
+    name = "most_popular"
+
+    def __init__(self, env_config: EnvConfig, layout: ObsLayout, *, seed: int = 0,
+                 by: str = "clicks", prior_ctr: float = 0.2, prior_strength: float = 10.0
+                 ) -> None:
+        super().__init__(env_config, layout, seed=seed)
+        _check(by in ("clicks", "ctr"), "by", by, "'clicks' or 'ctr'")
+        _check(0.0 <= prior_ctr <= 1.0, "prior_ctr", prior_ctr, "in [0, 1]")
+        _check(prior_strength > 0, "prior_strength", prior_strength, "> 0")
+        self.by, self.prior_ctr, self.prior_strength = by, float(prior_ctr), float(prior_strength)
+
+    def _scores(self, user, cand, context, explore):
+        imp, clicks = item_counts(cand, self.layout.content_dim)
+        if self.by == "clicks":
+            return clicks
+        return (clicks + self.prior_ctr * self.prior_strength) / (imp + self.prior_strength)
+
+
+# --------------------------------------------------------------------------- oracles
+class MyopicOracle(_Baseline):
+    """Privileged: maximise the immediate expected engagement ``P(click) * reward``.
+
+    Reads the true interest, satiation and budget of each row's session and the true topic
+    mixture, quality and length of its candidates (see :func:`expected_engagement`).
+
+    Args:
+        slate_mode: ``"greedy"`` ranks by each candidate's expected engagement as if it were
+            shown alone (exact for slates of one; for the proportional model with equal watch
+            times, as in ``recsim_ie``, it is also the best slate). ``"exact"`` scores every
+            slate under the configured choice model (sets for MNL / proportional, ordered slates
+            for the cascade) and shows the best one, falling back to greedy when that would be
+            more than ``max_slates`` slates per row.
+        max_slates: enumeration limit for ``"exact"``.
+    """
+
+    name = "myopic_oracle"
+    privileged = True
+
+    def __init__(self, env_config: EnvConfig, layout: ObsLayout, *, seed: int = 0,
+                 slate_mode: str = "greedy", max_slates: int = 2000) -> None:
+        super().__init__(env_config, layout, seed=seed)
+        _check(slate_mode in ("greedy", "exact"), "slate_mode", slate_mode,
+               "'greedy' or 'exact'")
+        _check(max_slates >= 1, "max_slates", max_slates, ">= 1")
+        self.slate_mode, self.max_slates = slate_mode, int(max_slates)
+        c, k = env_config.n_candidates, env_config.slate_size
+        if env_config.choice_model == "cascade":
+            n_slates = math.perm(c, k)
+        else:
+            n_slates = math.comb(c, k)
+        self._slates: np.ndarray | None = None
+        if slate_mode == "exact" and k > 1 and n_slates <= self.max_slates:
+            it = (itertools.permutations(range(c), k) if env_config.choice_model == "cascade"
+                  else itertools.combinations(range(c), k))
+            self._slates = np.array(list(it), dtype=np.int64)  # (M, k)
+
+    def _values(self, context: ActContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-candidate ``(utility, value if clicked, P(click) alone)`` (n, C) each."""
+        utility, p_click, reward, _ = expected_engagement(context.world, context.slots)
+        return utility, reward, p_click
+
+    def act(self, obs: np.ndarray, context: ActContext | None = None, *,
+            explore: bool = True) -> np.ndarray:  # noqa: D102 - see _Baseline.act
+        self._need_world(context)
+        if self._slates is None:
+            return super().act(obs, context, explore=explore)
+        utility, value, p_click = self._values(context)
+        n, M, k = utility.shape[0], self._slates.shape[0], self.slate_size
+        u = utility[:, self._slates].reshape(n * M, k)
+        probs = choice_probabilities(u, np.ones((n * M, k), bool), context.world.config)
+        total = (probs[:, :k] * value[:, self._slates].reshape(n * M, k)).sum(axis=1)
+        best = top_slate(total.reshape(n, M), 1, self._rng)[:, 0]
+        slates = self._slates[best]
+        if context.world.config.choice_model != "cascade":
+            # a set: list it best item first (the cascade's order is part of the slate)
+            within = np.take_along_axis(p_click * value, slates, axis=1)
+            slates = np.take_along_axis(slates, np.argsort(-within, axis=1, kind="stable"), 1)
+        return slates
+
+    def _scores(self, user, cand, context, explore):
+        _, value, p_click = self._values(context)
+        return p_click * value
+
+
+class LongTermOracle(MyopicOracle):
+    """Privileged heuristic that also values what a click does to the rest of the session.
+
+    ``score = P(click) * reward * (1 + horizon * quality_bonus * quality)
+    - satiation_weight * P(click) * (satiation . mix)``.
+
+    The first factor counts the session time that quality gives back (the world refunds
+    ``quality_bonus * watch * quality`` of the budget on a click: roughly ``horizon`` more
+    items of the same value can be watched with it); the second avoids feeding topics the user
+    is already tired of, whose satiation would grow further and lower the value of later
+    slates. Slates are ranked greedily by this score (``slate_mode`` is always greedy).
+
+    Args:
+        horizon: weight ``h`` of the refunded budget (0 with ``satiation_weight=0`` is the
+            myopic oracle's greedy ranking).
+        satiation_weight: penalty per unit of satiation on the candidate's topics.
+    """
+
+    name = "long_term_oracle"
+    privileged = True
+
+    def __init__(self, env_config: EnvConfig, layout: ObsLayout, *, seed: int = 0,
+                 horizon: float = 4.0, satiation_weight: float = 0.0) -> None:
+        super().__init__(env_config, layout, seed=seed, slate_mode="greedy")
+        _check(math.isfinite(horizon) and horizon >= 0, "horizon", horizon, "a finite number >= 0")
+        _check(math.isfinite(satiation_weight) and satiation_weight >= 0, "satiation_weight",
+               satiation_weight, "a finite number >= 0")
+        self.horizon, self.satiation_weight = float(horizon), float(satiation_weight)
+
+    def _scores(self, user, cand, context, explore):
+        world, slots = context.world, context.slots
+        cfg = world.config
+        _, p_click, reward, quality = expected_engagement(world, slots)
+        score = p_click * reward * (1.0 + self.horizon * cfg.quality_bonus * quality)
+        if self.satiation_weight and cfg.satiation:
+            sat = np.einsum("nt,nct->nc", world.sessions.satiation[slots],
+                            world.candidates.topic_mix[slots])
+            score = score - self.satiation_weight * p_click * sat
+        return score
+
+
+# --------------------------------------------------------------------------- per-item bandits
+class EpsilonGreedy(_Baseline):
+    """Per-item epsilon-greedy over the platform's item counters.
+
+    Exploits the smoothed CTR ``(clicks + prior_ctr * prior_strength) / (impressions +
+    prior_strength)``; with probability ``epsilon`` a row gets a uniformly random slate instead
+    (exploration per row, i.e. per served slate).
+
+    The arm statistics are the platform's counters of each candidate (in the observation), not
+    counts kept by the learner: the catalog is the bandit's memory, so ``update`` is a no-op.
+
+    Args:
+        epsilon: exploration probability per row, in [0, 1].
+        prior_ctr, prior_strength: smoothing of the CTR estimate (prior_strength > 0).
+    """
+
+    name = "epsilon_greedy"
+
+    def __init__(self, env_config: EnvConfig, layout: ObsLayout, *, seed: int = 0,
+                 epsilon: float = 0.1, prior_ctr: float = 0.2, prior_strength: float = 1.0
+                 ) -> None:
+        super().__init__(env_config, layout, seed=seed)
+        _check(0.0 <= epsilon <= 1.0, "epsilon", epsilon, "in [0, 1]")
+        _check(0.0 <= prior_ctr <= 1.0, "prior_ctr", prior_ctr, "in [0, 1]")
+        _check(prior_strength > 0, "prior_strength", prior_strength, "> 0")
+        self.epsilon, self.prior_ctr = float(epsilon), float(prior_ctr)
+        self.prior_strength = float(prior_strength)
+
+    def _scores(self, user, cand, context, explore):
+        imp, clicks = item_counts(cand, self.layout.content_dim)
+        value = (clicks + self.prior_ctr * self.prior_strength) / (imp + self.prior_strength)
+        # always draw, so the stream does not depend on ``explore``
+        coin = self._rng.random(value.shape[0])
+        if explore and self.epsilon > 0:
+            value = np.where((coin < self.epsilon)[:, None], 0.0, value)  # ties: random slate
+        return value
+
+
+class UCB1(_Baseline):
+    """Per-item UCB1 over the platform's item counters.
+
+    ``score = ctr + c * sqrt(2 ln N / impressions)``, with ``N`` the total impressions of the
+    row's candidates (the arms in play) and unseen candidates first (infinite bonus). The arm
+    statistics are the platform's counters (the observation), so ``update`` is a no-op.
+    ``explore=False`` drops the bonus.
+
+    Args:
+        c: scale of the exploration bonus (>= 0; 1 is the classic UCB1).
+    """
+
+    name = "ucb1"
+
+    def __init__(self, env_config: EnvConfig, layout: ObsLayout, *, seed: int = 0,
+                 c: float = 1.0) -> None:
+        super().__init__(env_config, layout, seed=seed)
+        _check(math.isfinite(c) and c >= 0, "c", c, "a finite number >= 0")
+        self.c = float(c)
+
+    def _scores(self, user, cand, context, explore):
+        imp, clicks = item_counts(cand, self.layout.content_dim)
+        seen = imp > 0
+        safe = np.maximum(imp, 1.0)
+        mean = clicks / safe
+        if not explore:
+            return mean
+        total = np.maximum(imp.sum(axis=1, keepdims=True), 1.0)
+        bonus = self.c * np.sqrt(2.0 * np.log(total) / safe)
+        return np.where(seen, mean + bonus, np.inf)
+
+
+class ThompsonSampling(_Baseline):
+    """Per-item Beta-Bernoulli Thompson sampling over the platform's item counters.
+
+    Each candidate's click rate is drawn from ``Beta(prior_a + clicks, prior_b + impressions -
+    clicks)`` and the slate is the top draws; ``explore=False`` ranks by the posterior mean.
+    The arm statistics are the platform's counters (the observation): ``update`` is a no-op.
+
+    Args:
+        prior_a, prior_b: Beta prior (> 0).
+    """
+
+    name = "thompson"
+
+    def __init__(self, env_config: EnvConfig, layout: ObsLayout, *, seed: int = 0,
+                 prior_a: float = 1.0, prior_b: float = 1.0) -> None:
+        super().__init__(env_config, layout, seed=seed)
+        _check(prior_a > 0, "prior_a", prior_a, "> 0")
+        _check(prior_b > 0, "prior_b", prior_b, "> 0")
+        self.prior_a, self.prior_b = float(prior_a), float(prior_b)
+
+    def _scores(self, user, cand, context, explore):
+        imp, clicks = item_counts(cand, self.layout.content_dim)
+        a, b = self.prior_a + clicks, self.prior_b + imp - clicks
+        if explore:
+            return self._rng.beta(a, b)
+        return a / (a + b)
+
+
+# --------------------------------------------------------------------------- LinUCB
+class LinUCB(_Baseline):
+    """LinUCB with one shared ridge regression of click on ``content x user`` features.
+
+    Features of candidate ``i`` for user ``u`` (``features="outer"``): ``[vec(content_i ⊗
+    [user_u, 1]), ctr_i, cold_start_i]``, where ``user_u`` is the observed interest when the
+    world shows it (``observe_interest``) and the consumption history otherwise. The outer
+    product lets a linear model express "this user likes this kind of content"; the ``1``
+    keeps a per-content main effect. ``features="concat"`` uses ``[content_i, ctr_i,
+    cold_start_i, 1]`` (no personalisation, much smaller).
+
+    Learning (:meth:`update`): every shown item is an example, labelled 1 if it was the clicked
+    slate position (``Transition.clicked``) and 0 otherwise; ``A += X^T X`` and ``b += X^T y``
+    accumulate over all updates (``A`` starts at ``l2 * I``) and ``theta = A^-1 b`` is solved
+    again before the next act. The score is ``theta . x + alpha * sqrt(x^T A^-1 x)``;
+    ``explore=False`` drops the bonus.
+
+    Args:
+        alpha: exploration scale (>= 0).
+        l2: ridge regularisation (> 0).
+        features: ``"outer"`` or ``"concat"``.
+    """
+
+    name = "linucb"
+    _arrays = ("A", "b")
+
+    def __init__(self, env_config: EnvConfig, layout: ObsLayout, *, seed: int = 0,
+                 alpha: float = 0.5, l2: float = 1.0, features: str = "outer") -> None:
+        super().__init__(env_config, layout, seed=seed)
+        _check(math.isfinite(alpha) and alpha >= 0, "alpha", alpha, "a finite number >= 0")
+        _check(l2 > 0, "l2", l2, "> 0")
+        _check(features in ("outer", "concat"), "features", features, "'outer' or 'concat'")
+        self.alpha, self.l2, self.features = float(alpha), float(l2), features
+        T, d = layout.n_topics, layout.content_dim
+        if layout.observe_interest:
+            self._user_cols = np.arange(T + 3, 2 * T + 3)
+        else:
+            self._user_cols = np.arange(T)
+        self.dim = d * (T + 1) + 2 if features == "outer" else d + 3
+        self.A = self.l2 * np.eye(self.dim)
+        self.b = np.zeros(self.dim)
+        self._after_load()
+
+    def _after_load(self) -> None:
+        self._stale = True
+
+    def _refresh(self) -> None:
+        if self._stale:
+            self._A_inv = np.linalg.inv(self.A)
+            self._A_inv = 0.5 * (self._A_inv + self._A_inv.T)
+            self._theta = self._A_inv @ self.b
+            self._stale = False
+
+    def featurize(self, user: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """Feature vectors ``(..., C, dim)`` of the candidates of ``(..., user_dim)`` users."""
+        d = self.layout.content_dim
+        content = cand[..., :d].astype(np.float64)
+        extra = cand[..., [d + _CTR, d + _COLD]].astype(np.float64)
+        if self.features == "concat":
+            ones = np.ones(content.shape[:-1] + (1,))
+            return np.concatenate([content, extra, ones], axis=-1)
+        u = user[..., self._user_cols].astype(np.float64)
+        u = np.concatenate([u, np.ones(u.shape[:-1] + (1,))], axis=-1)  # (..., T + 1)
+        outer = content[..., :, None] * u[..., None, None, :]  # (..., C, d, T + 1)
+        return np.concatenate([outer.reshape(content.shape[:-1] + (-1,)), extra], axis=-1)
+
+    def _scores(self, user, cand, context, explore):
+        self._refresh()
+        x = self.featurize(user, cand)  # (n, C, D)
+        score = x @ self._theta
+        if explore and self.alpha > 0:
+            width = np.einsum("ncd,de,nce->nc", x, self._A_inv, x, optimize=True)
+            score = score + self.alpha * np.sqrt(np.maximum(width, 0.0))
+        return score
+
+    def update(self, batch: Transition) -> dict[str, float]:
+        """Accumulate the shown items' features and click labels into ``A`` and ``b``."""
+        obs = np.asarray(batch.obs)
+        n = obs.shape[0]
+        slates = _as_slates(batch.action, n)
+        user, cand = self.layout.split(obs)
+        cand_shown = np.take_along_axis(cand, slates[:, :, None], axis=1)  # (n, k, item_dim)
+        x = self.featurize(user, cand_shown)  # (n, k, D)
+        clicked = np.asarray(batch.clicked).reshape(n)
+        y = (np.arange(slates.shape[1])[None, :] == clicked[:, None]).astype(np.float64)
+        shown = _shown_mask(slates)
+        x, y = x[shown], y[shown]
+        self.A += x.T @ x
+        self.b += x.T @ y
+        self._stale = True
+        self._refresh()
+        pred = x @ self._theta
+        return {"train/loss": float(np.mean((pred - y) ** 2)) if y.size else 0.0}
+
+
+# --------------------------------------------------------------------------- online MF
+class OnlineMF(_Baseline):
+    """Online logistic matrix factorisation on user and item ids, with a content term.
+
+    ``P(click | u, i) = sigmoid(g + b_i + w . c_i + p_u . (q_i + W^T c_i))`` with user factors
+    ``p_u`` (keyed by ``ActContext.user_ids``), item factors ``q_i`` and biases ``b_i`` (keyed
+    by ``ActContext.item_ids``) and content ``c_i`` from the observation. The content terms
+    (``w``, ``W``, shared by all items) are the fallback for items the model has not seen:
+    an unseen or fresh item (id -1) has ``q_i = b_i = 0`` and is scored from its content and
+    the user's factors alone, so cold-start items are not stuck at the prior.
+
+    Catalog ids are slots that are reused when items retire; an id whose content signature
+    (a fixed random projection of its content) changes, or whose observed impressions go
+    down, is a new item and its ``q_i``, ``b_i`` are reset.
+
+    Learning (:meth:`update`, needs ``batch.context``): one SGD step on the logistic loss of the
+    shown items (clicked position = 1, other shown positions = 0). Per-id gradients are
+    averaged over the id's examples in the batch (a popular item shown in many rows takes one
+    step, not hundreds); shared parameters take the batch mean.
+
+    Exploration: with probability ``epsilon`` per row a random slate.
+
+    Args:
+        n_factors: latent dimension.
+        lr: SGD step size.
+        l2: L2 penalty on the factors.
+        epsilon: exploration probability per row.
+        init_std: std of the initial user and item factors.
+    """
+
+    name = "online_mf"
+    _arrays = ("P", "Q", "item_bias", "W", "w", "item_sig", "item_imp", "proj")
+    _numbers = ("g",)
+
+    def __init__(self, env_config: EnvConfig, layout: ObsLayout, *, seed: int = 0,
+                 n_factors: int = 8, lr: float = 0.1, l2: float = 1e-3, epsilon: float = 0.05,
+                 init_std: float = 0.1) -> None:
+        super().__init__(env_config, layout, seed=seed)
+        _check(isinstance(n_factors, (int, np.integer)) and n_factors >= 1, "n_factors",
+               n_factors, "an int >= 1")
+        _check(lr > 0, "lr", lr, "> 0")
+        _check(l2 >= 0, "l2", l2, ">= 0")
+        _check(0.0 <= epsilon <= 1.0, "epsilon", epsilon, "in [0, 1]")
+        _check(init_std >= 0, "init_std", init_std, ">= 0")
+        self.n_factors, self.lr, self.l2 = int(n_factors), float(lr), float(l2)
+        self.epsilon, self.init_std = float(epsilon), float(init_std)
+        d, k = layout.content_dim, self.n_factors
+        self.P = np.zeros((0, k))
+        self.Q = np.zeros((0, k))
+        self.item_bias = np.zeros(0)
+        self.item_sig = np.zeros(0)
+        self.item_imp = np.zeros(0)
+        self.W = self.init_std * self._rng.standard_normal((d, k))
+        self.w = np.zeros(d)
+        self.proj = self._rng.standard_normal(d)
+        self.g = 0.0
+
+    def _ensure(self, user_ids: np.ndarray, item_ids: np.ndarray) -> None:
+        """Grow the factor tables to cover the ids (new users get random factors)."""
+        need_u = int(user_ids.max(initial=-1)) + 1
+        if need_u > self.P.shape[0]:
+            old = self.P.shape[0]
+            self.P = _grow_rows(self.P, need_u)
+            self.P[old:] = self.init_std * self._rng.standard_normal(self.P[old:].shape)
+        need_i = int(item_ids.max(initial=-1)) + 1
+        if need_i > self.Q.shape[0]:
+            self.Q = _grow_rows(self.Q, need_i)
+            self.item_bias = _grow_rows(self.item_bias, need_i)
+            self.item_sig = _grow_rows(self.item_sig, need_i, np.nan)
+            self.item_imp = _grow_rows(self.item_imp, need_i)
+
+    def _sync_items(self, item_ids: np.ndarray, cand: np.ndarray) -> None:
+        """Reset the factors of ids that now hold a different item (reused catalog slots)."""
+        known = item_ids >= 0
+        if not known.any():
+            return
+        ids = item_ids[known]
+        sig = cand[..., : self.layout.content_dim].astype(np.float64) @ self.proj
+        imp, _ = item_counts(cand, self.layout.content_dim)
+        sig, imp = sig[known], imp[known]
+        old_sig, old_imp = self.item_sig[ids], self.item_imp[ids]
+        # float32 log-impressions round-trip to within ~1e-5 relative: allow for that
+        new = ~np.isclose(old_sig, sig, rtol=1e-6, atol=1e-9) | (imp < old_imp * (1 - 1e-4) - 0.5)
+        reset = ids[new]
+        self.Q[reset] = 0.0
+        self.item_bias[reset] = 0.0
+        self.item_sig[ids] = sig
+        self.item_imp[ids] = imp
+
+    def _logits(self, user_ids: np.ndarray, item_ids: np.ndarray, content: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Logits (n, m), and the item vectors ``q + W^T c`` (n, m, k) and user factors."""
+        safe = np.maximum(item_ids, 0)
+        known = (item_ids >= 0)[..., None]
+        q = np.where(known, self.Q[safe], 0.0)
+        bias = np.where(known[..., 0], self.item_bias[safe], 0.0)
+        v = q + content @ self.W
+        p = self.P[user_ids]  # (n, k)
+        logits = self.g + bias + content @ self.w + np.einsum("nk,nmk->nm", p, v)
+        return logits, v, p
+
+    def _ids(self, context: ActContext | None) -> tuple[np.ndarray, np.ndarray]:
+        if context is None:
+            raise ValueError("OnlineMF needs an ActContext with user_ids and item_ids")
+        return (np.asarray(context.user_ids, dtype=np.int64),
+                np.asarray(context.item_ids, dtype=np.int64))
+
+    def _scores(self, user, cand, context, explore):
+        user_ids, item_ids = self._ids(context)
+        self._ensure(user_ids, item_ids)
+        self._sync_items(item_ids, cand)
+        content = cand[..., : self.layout.content_dim].astype(np.float64)
+        logits, _, _ = self._logits(user_ids, item_ids, content)
+        coin = self._rng.random(logits.shape[0])
+        if explore and self.epsilon > 0:
+            logits = np.where((coin < self.epsilon)[:, None], 0.0, logits)
+        return logits
+
+    def update(self, batch: Transition) -> dict[str, float]:
+        """One SGD step on the shown items' click / no-click labels."""
+        user_ids, item_ids = self._ids(batch.context)
+        obs = np.asarray(batch.obs)
+        n = obs.shape[0]
+        slates = _as_slates(batch.action, n)
+        _, cand = self.layout.split(obs)
+        self._ensure(user_ids, item_ids)
+        self._sync_items(item_ids, cand)
+        k = slates.shape[1]
+        content = np.take_along_axis(cand[..., : self.layout.content_dim], slates[:, :, None],
+                                     axis=1).astype(np.float64)  # (n, k, d)
+        ids = np.take_along_axis(item_ids, slates, axis=1)  # (n, k)
+        clicked = np.asarray(batch.clicked).reshape(n)
+        y = (np.arange(k)[None, :] == clicked[:, None]).astype(np.float64)
+        shown = _shown_mask(slates)
+        logits, v, p = self._logits(user_ids, ids, content)
+        prob = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
+        err = np.where(shown, prob - y, 0.0)  # (n, k) dLoss/dlogit
+        m = max(int(shown.sum()), 1)
+        loss = -np.where(shown, y * np.log(prob + 1e-12) + (1 - y) * np.log(1 - prob + 1e-12),
+                         0.0).sum() / m
+        # per-id gradients, averaged over each id's examples in the batch
+        g_p = np.einsum("nm,nmk->nk", err, v) + self.l2 * p  # one row per session
+        n_u = np.bincount(user_ids, minlength=self.P.shape[0]).astype(np.float64)
+        grad_P = np.zeros_like(self.P)
+        np.add.at(grad_P, user_ids, g_p)
+        touched = n_u > 0
+        self.P[touched] -= self.lr * grad_P[touched] / n_u[touched, None]
+        known = shown & (ids >= 0)
+        if known.any():
+            kid = ids[known]
+            cnt = np.bincount(kid, minlength=self.Q.shape[0]).astype(np.float64)
+            g_q = err[known][:, None] * p[np.nonzero(known)[0]] + self.l2 * self.Q[kid]
+            grad_Q = np.zeros_like(self.Q)
+            np.add.at(grad_Q, kid, g_q)
+            grad_b = np.bincount(kid, weights=err[known], minlength=self.Q.shape[0])
+            hit = cnt > 0
+            self.Q[hit] -= self.lr * grad_Q[hit] / cnt[hit, None]
+            self.item_bias[hit] -= self.lr * grad_b[hit] / cnt[hit]
+        # shared parameters: mean over the batch's shown items
+        self.g -= self.lr * float(err.sum()) / m
+        self.w -= self.lr * np.einsum("nm,nmd->d", err, content) / m
+        self.W -= self.lr * (np.einsum("nm,nmd,nk->dk", err, content, p) / m + self.l2 * self.W)
+        return {"train/loss": float(loss)}
+
+
+# --------------------------------------------------------------------------- content
+class ContentSimilarity(_Baseline):
+    """Cosine similarity between candidate content and the user's profile.
+
+    Profiles (``profile``):
+
+    * ``"history"``: the consumption history in the observation (topic space). It is only
+      comparable with content that lives in topic space, i.e. the ``topic`` encoder; equal
+      sizes alone are not enough (a 10-dim hashing code is not a topic vector).
+    * ``"learned"``: a per-user profile in content space, the decayed sum of the content of the
+      items the user clicked (``profile <- decay * profile + content``), keyed by
+      ``ActContext.user_ids`` and learned in :meth:`update` (needs ``batch.context``).
+    * ``"auto"`` (default): ``"history"`` for the ``topic`` encoder, ``"learned"`` otherwise.
+
+    A user without a profile gets a random slate (all scores tie).
+
+    Args:
+        profile: ``"auto"``, ``"history"`` or ``"learned"``.
+        decay: profile decay per click (``"learned"``), in [0, 1].
+    """
+
+    name = "content_similarity"
+    _arrays = ("profiles",)
+
+    def __init__(self, env_config: EnvConfig, layout: ObsLayout, *, seed: int = 0,
+                 profile: str = "auto", decay: float = 0.9) -> None:
+        super().__init__(env_config, layout, seed=seed)
+        _check(profile in ("auto", "history", "learned"), "profile", profile,
+               "'auto', 'history' or 'learned'")
+        _check(0.0 <= decay <= 1.0, "decay", decay, "in [0, 1]")
+        if profile == "auto":
+            profile = "history" if env_config.content_encoder == "topic" else "learned"
+        if profile == "history" and layout.content_dim != layout.n_topics:
+            raise ValueError(f"profile='history' needs content_dim == n_topics "
+                             f"({layout.n_topics}), got content_dim={layout.content_dim}")
+        self.profile, self.decay = profile, float(decay)
+        self.profiles = np.zeros((0, layout.content_dim))
+
+    def _scores(self, user, cand, context, explore):
+        content = cand[..., : self.layout.content_dim].astype(np.float64)
+        if self.profile == "history":
+            prof = user[:, : self.layout.n_topics].astype(np.float64)
+        else:
+            if context is None:
+                raise ValueError("ContentSimilarity(profile='learned') needs an ActContext "
+                                 "with user_ids")
+            ids = np.asarray(context.user_ids, dtype=np.int64)
+            self.profiles = _grow_rows(self.profiles, int(ids.max(initial=-1)) + 1)
+            prof = self.profiles[ids]
+        num = np.einsum("nd,ncd->nc", prof, content)
+        den = np.linalg.norm(prof, axis=1)[:, None] * np.linalg.norm(content, axis=2)
+        return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+    def update(self, batch: Transition) -> dict[str, float]:
+        """Fold the clicked items' content into the users' learned profiles."""
+        if self.profile != "learned" or batch.context is None:
+            return {}
+        obs = np.asarray(batch.obs)
+        n = obs.shape[0]
+        slates = _as_slates(batch.action, n)
+        clicked = np.asarray(batch.clicked).reshape(n)
+        rows = np.flatnonzero(clicked >= 0)
+        ids = np.asarray(batch.context.user_ids, dtype=np.int64)
+        self.profiles = _grow_rows(self.profiles, int(ids.max(initial=-1)) + 1)
+        if rows.size:
+            _, cand = self.layout.split(obs[rows])
+            pos = slates[rows, clicked[rows]]
+            content = cand[np.arange(rows.size), pos, : self.layout.content_dim]
+            # a user is served by one slot at a time, so ids within a batch are distinct
+            u = ids[rows]
+            self.profiles[u] = self.decay * self.profiles[u] + content
+        return {"train/profile_updates": float(rows.size)}
+
+
+# --------------------------------------------------------------------------- registry
+BASELINES: dict[str, type] = {
+    cls.name: cls
+    for cls in (RandomPolicy, MostPopular, MyopicOracle, LongTermOracle, EpsilonGreedy, UCB1,
+                ThompsonSampling, LinUCB, OnlineMF, ContentSimilarity)
+}
+"""Baseline classes by name."""
+
+
+def make_baseline(name: str, env_config: EnvConfig, layout: ObsLayout, seed: int = 0,
+                  **kwargs: Any) -> Any:
+    """Build the baseline called ``name``.
+
+    Args:
+        name: a key of :data:`BASELINES`.
+        env_config: the world's config.
+        layout: the recommender observation layout (``World.layout``).
+        seed: seed of the learner's generator.
+        **kwargs: the baseline's own parameters (e.g. ``epsilon=0.05``).
+
+    Raises:
+        ValueError: unknown name or invalid parameter.
+    """
+    if name not in BASELINES:
+        raise ValueError(f"name must be one of {sorted(BASELINES)}, got {name!r}")
+    return BASELINES[name](env_config, layout, seed=seed, **kwargs)
+
+
+def evaluate_policy(policy: Any, cfg: EnvConfig, n_sessions: int = 256, n_steps: int = 2000,
+                    seed: int = 0, *, learn: bool = True, explore: bool = True,
+                    warmup_steps: int = 0) -> dict[str, float]:
+    """Run a learner on ``World(cfg, n_sessions)`` for ``n_steps`` batched steps.
+
+    Every step: observe all slots, ``act``, step the world, and (with ``learn``) ``update`` on
+    the :class:`Transition` (``next_obs`` holds the terminal observation of the sessions that
+    ended; ``terminated`` marks them).
+
+    Args:
+        policy: a learner.
+        cfg: world config.
+        n_sessions: concurrent session slots.
+        n_steps: steps, including the warm-up.
+        seed: world seed.
+        learn: call ``policy.update``.
+        explore: passed to ``policy.act``.
+        warmup_steps: steps before measuring (the policy acts and learns, nothing is counted).
+
+    Returns:
+        Metrics over the measured steps: ``session_return`` and ``session_length`` (means over
+        sessions that ended), ``sessions``, ``ctr``, ``cold_start_ctr``, ``clicks_per_step``,
+        ``watch_time`` (per session step).
+    """
+    if not 0 <= warmup_steps < n_steps:
+        raise ValueError(f"warmup_steps must be in [0, n_steps={n_steps}), got {warmup_steps}")
+    world = World(cfg, n_sessions=n_sessions)
+    world.reset(seed)
+    slots = np.arange(world.n_sessions)
+    no_trunc = np.zeros(world.n_sessions, bool)
+    obs = world.recommender_obs()
+    # sums over the measured steps, from the step results (not the world's internal counters)
+    tot = dict.fromkeys(("ret", "len", "sessions", "imp", "clicks", "cold_imp", "cold_clicks",
+                         "watch", "user_steps"), 0.0)
+    for t in range(n_steps):
+        context = ActContext(world, slots, world.sessions.user.copy(),
+                             world.candidates.item_id.copy())
+        action = policy.act(obs, context, explore=explore)
+        res = world.step(action)
+        next_obs = world.recommender_obs()
+        if learn:
+            final = next_obs.copy()
+            final[res.session_ended] = res.terminal_obs
+            policy.update(Transition(
+                obs=obs, action=action, reward=res.reward, next_obs=final,
+                terminated=res.session_ended.copy(), truncated=no_trunc, clicked=res.choice,
+                context=context))
+        obs = next_obs
+        if t >= warmup_steps:
+            ended = res.session_ended
+            tot["ret"] += float(res.session_return[ended].sum())
+            tot["len"] += float(res.session_length[ended].sum())
+            tot["sessions"] += int(ended.sum())
+            tot["imp"] += int(res.impressions.sum())
+            tot["clicks"] += int((res.choice >= 0).sum())
+            tot["cold_imp"] += int(res.cold_impressions.sum())
+            tot["cold_clicks"] += int(res.cold_clicks.sum())
+            tot["watch"] += float(res.watch_time.sum())
+            tot["user_steps"] += world.n_sessions
+    n_sess = tot["sessions"]
+    return {
+        "session_return": tot["ret"] / n_sess if n_sess else float("nan"),
+        "session_length": tot["len"] / n_sess if n_sess else float("nan"),
+        "sessions": n_sess,
+        "ctr": tot["clicks"] / max(tot["imp"], 1),
+        "cold_start_ctr": tot["cold_clicks"] / max(tot["cold_imp"], 1),
+        "clicks_per_step": tot["clicks"] / max(tot["user_steps"], 1),
+        "watch_time": tot["watch"] / max(tot["user_steps"], 1),
+    }

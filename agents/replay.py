@@ -1,0 +1,224 @@
+"""Replay buffer and the small pieces every Q-learner of ours shares.
+
+* :class:`ReplayBuffer`: a preallocated numpy ring buffer of recommender transitions
+  (``obs, action, reward, next_obs, terminated, clicked``), added and sampled in batches.
+* :func:`obs_layout`: the observation layout of a config, without building a world.
+* :func:`credited_item`: which candidate a slate-level transition is credited to.
+* :func:`random_slates` / :func:`top_k_slates`: batched slate construction.
+* :func:`linear_schedule`: the epsilon schedule.
+* :func:`rng_state` / :func:`set_rng_state`: a ``np.random.Generator`` state as plain data (so
+  that ``torch.load(weights_only=True)`` can read it back).
+
+Everything a learner saves goes through :func:`to_saveable`: ``torch.load(weights_only=True)``
+refuses numpy arrays, so arrays are stored as tensors and turned back with
+:func:`from_saveable`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from recsim_env.config import EnvConfig
+from recsim_env.content import make_content_encoder
+from recsim_env.world import ObsLayout
+
+__all__ = [
+    "ReplayBuffer",
+    "credited_item",
+    "from_saveable",
+    "linear_schedule",
+    "obs_layout",
+    "random_slates",
+    "rng_state",
+    "set_rng_state",
+    "to_saveable",
+    "top_k_slates",
+]
+
+
+def obs_layout(config: EnvConfig) -> ObsLayout:
+    """The recommender observation layout the world builds for ``config``.
+
+    Builds only the (cheap) content encoder to learn its feature size; a MiniLM encoder loads
+    nothing until it encodes.
+    """
+    encoder = make_content_encoder(config.content_encoder, n_topics=config.n_topics,
+                                   dim=config.content_dim, noise=config.content_noise)
+    return ObsLayout(config.n_topics, encoder.dim, config.n_candidates, config.observe_interest)
+
+
+def credited_item(action: np.ndarray, clicked: np.ndarray) -> np.ndarray:
+    """The candidate a slate transition is credited to: the clicked one, else slot 0.
+
+    Item-wise Q-learners (tabular, linear, DQN) learn ``Q(s, i)`` for single items. For slates of
+    more than one item the reward comes from the one item the user clicked, so that item is the
+    action that "happened"; without a click nothing was consumed and the transition is
+    credited to the item in the first slot (the learner's best guess, shown most prominently).
+
+    Args:
+        action: (n, slate_size) or (n,) int64 candidate indices.
+        clicked: (n,) int64 clicked slate position or -1.
+
+    Returns:
+        (n,) int64 candidate index.
+    """
+    action = np.asarray(action)
+    if action.ndim == 1:
+        return action.astype(np.int64)
+    pos = np.where(clicked >= 0, clicked, 0)
+    return action[np.arange(action.shape[0]), pos].astype(np.int64)
+
+
+def random_slates(rng: np.random.Generator, n: int, n_candidates: int,
+                  slate_size: int) -> np.ndarray:
+    """Uniformly random slates of distinct candidates: (n, slate_size) int64."""
+    return np.argsort(rng.random((n, n_candidates)), axis=1)[:, :slate_size].astype(np.int64)
+
+
+def top_k_slates(scores: np.ndarray, slate_size: int, rng: np.random.Generator | None = None
+                 ) -> np.ndarray:
+    """The ``slate_size`` best-scoring candidates per row, best first: (n, slate_size) int64.
+
+    Args:
+        scores: (n, n_candidates) float.
+        slate_size: k.
+        rng: when given, ties are broken uniformly at random (one uniform per score);
+            otherwise by the lower index.
+    """
+    if rng is None:
+        order = np.argsort(-scores, axis=1, kind="stable")
+    else:
+        order = np.lexsort((rng.random(scores.shape), -scores), axis=-1)
+    return order[:, :slate_size].astype(np.int64)
+
+
+def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
+    """``start`` moved linearly to ``end`` over ``duration`` steps, then held."""
+    if duration <= 0:
+        return float(end)
+    frac = min(max(t / duration, 0.0), 1.0)
+    return float(start + frac * (end - start))
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """The generator's state as plain Python data (strings and ints, nested dicts)."""
+    return _plain(rng.bit_generator.state)
+
+
+def set_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
+    """Restore a state from :func:`rng_state` (the bit generator types must match)."""
+    if state["bit_generator"] != type(rng.bit_generator).__name__:
+        raise ValueError(f"rng state is for {state['bit_generator']}, the generator is "
+                         f"{type(rng.bit_generator).__name__}")
+    rng.bit_generator.state = state
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(x.copy())
+    return x
+
+
+def to_saveable(x: Any) -> Any:
+    """Nested dicts/lists with numpy arrays -> the same with tensors (copies)."""
+    if isinstance(x, dict):
+        return {k: to_saveable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_saveable(v) for v in x)
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.array(x, copy=True))
+    if isinstance(x, torch.Tensor):
+        return x.detach().clone()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def from_saveable(x: Any) -> np.ndarray:
+    """A tensor (or array) saved by :func:`to_saveable` -> a fresh numpy array."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy().copy()
+    return np.array(x, copy=True)
+
+
+class ReplayBuffer:
+    """Preallocated ring buffer of transitions, added and sampled in batches.
+
+    Stores per row: ``obs (obs_dim,) float32``, ``action (slate_size,) int64``, ``reward``
+    float32, ``next_obs (obs_dim,) float32`` (the terminal observation where a session ended),
+    ``terminated`` bool and ``clicked`` int64 (slate position or -1). Truncation is not stored:
+    a truncated transition bootstraps like any non-terminal one.
+
+    Args:
+        capacity: rows kept; the oldest are overwritten first.
+        obs_dim: observation length.
+        slate_size: actions per row.
+    """
+
+    _FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "clicked")
+
+    def __init__(self, capacity: int, obs_dim: int, slate_size: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self.obs = np.zeros((capacity, obs_dim), np.float32)
+        self.action = np.zeros((capacity, slate_size), np.int64)
+        self.reward = np.zeros(capacity, np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
+        self.terminated = np.zeros(capacity, bool)
+        self.clicked = np.zeros(capacity, np.int64)
+        self.pos = 0
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
+            terminated: np.ndarray, clicked: np.ndarray) -> None:
+        """Append a batch of ``n`` rows (leading axis = row); ``action`` may be (n,)."""
+        n = obs.shape[0]
+        if n > self.capacity:  # only the newest rows fit
+            keep = slice(n - self.capacity, n)
+            obs, action, reward, next_obs = obs[keep], action[keep], reward[keep], next_obs[keep]
+            terminated, clicked = terminated[keep], clicked[keep]
+            n = self.capacity
+        idx = (self.pos + np.arange(n)) % self.capacity
+        self.obs[idx] = obs
+        self.action[idx] = np.asarray(action).reshape(n, -1)
+        self.reward[idx] = reward
+        self.next_obs[idx] = next_obs
+        self.terminated[idx] = terminated
+        self.clicked[idx] = clicked
+        self.pos = int((self.pos + n) % self.capacity)
+        self.size = int(min(self.size + n, self.capacity))
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``batch_size`` rows drawn uniformly with replacement (one ``rng.integers`` call)."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        idx = rng.integers(self.size, size=batch_size)
+        return {name: getattr(self, name)[idx] for name in self._FIELDS}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Filled rows (in storage order) and the write position, as tensors and ints."""
+        out: dict[str, Any] = {"pos": self.pos, "size": self.size, "capacity": self.capacity}
+        for name in self._FIELDS:
+            out[name] = torch.from_numpy(getattr(self, name)[: self.size].copy())
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` (the capacity must match)."""
+        if int(state["capacity"]) != self.capacity:
+            raise ValueError(f"replay capacity {state['capacity']} in the state differs from "
+                             f"this buffer's {self.capacity}")
+        size = int(state["size"])
+        for name in self._FIELDS:
+            getattr(self, name)[:size] = from_saveable(state[name])
+        self.size, self.pos = size, int(state["pos"])
