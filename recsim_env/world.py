@@ -11,7 +11,7 @@ terminate (end sessions, start new ones), observe (next candidates and observati
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -571,6 +571,49 @@ class World:
             topics_a, provs_a = topics_a[: cfg.n_items_max], provs_a[: cfg.n_items_max]
         new = self._sample_new(topics_a, provs_a)
         self.catalog = items_lib.insert_items(self.catalog, active, new, self.t)
+
+    # ------------------------------------------------------------------ checkpoints
+    _RNGS = ("_rng", "rng_users", "rng_items", "rng_choice", "rng_cand", "rng_content")
+    _ARRAYS = ("provider_skill", "_provider_stats", "_topic_demand", "_acc")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The complete world state as plain data: numpy arrays, numbers, strings and nested
+        dicts (random generators as their bit-generator states). Restoring it with
+        :meth:`load_state_dict` continues the run bit for bit."""
+        if self._rng is None:
+            raise RuntimeError("World.state_dict() before reset()")
+        groups = {"users": self.users, "sessions": self.sessions, "candidates": self.candidates}
+        if self.catalog is not None:
+            groups["catalog"] = self.catalog
+        return {
+            "t": int(self.t),
+            "arrays": {name: getattr(self, name).copy() for name in self._ARRAYS},
+            "groups": {g: {f: np.array(a) for f, a in v._asdict().items()} for g, v in groups.items()},
+            "counters": dict(self.counters),
+            "rngs": {name: getattr(self, name).bit_generator.state for name in self._RNGS},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict` (from a world with the same config)."""
+        if self._rng is None:
+            self.reset(0)  # allocate, then overwrite everything
+        groups = state["groups"]
+        if groups["users"]["interest"].shape != self.users.interest.shape:
+            raise ValueError(
+                f"checkpoint has {groups['users']['interest'].shape[0]} users, this world has "
+                f"{self.users.interest.shape[0]}: build the World with the same config and "
+                "n_sessions")
+        self.t = int(state["t"])
+        for name in self._ARRAYS:
+            setattr(self, name, np.array(state["arrays"][name]))
+        self.users = users_lib.UserState(**{k: np.array(v) for k, v in groups["users"].items()})
+        self.sessions = Sessions(**{k: np.array(v) for k, v in groups["sessions"].items()})
+        self.candidates = Candidates(**{k: np.array(v) for k, v in groups["candidates"].items()})
+        if "catalog" in groups:
+            self.catalog = items_lib.Catalog(**{k: np.array(v) for k, v in groups["catalog"].items()})
+        self.counters = {k: float(v) for k, v in state["counters"].items()}
+        for name in self._RNGS:
+            getattr(self, name).bit_generator.state = state["rngs"][name]
 
     # ------------------------------------------------------------------ metrics
     def metrics(self) -> dict[str, float]:

@@ -1,0 +1,208 @@
+"""Stable-Baselines3 models as agents.
+
+Two ways to use SB3 here:
+
+* **Single-agent training** on a Gymnasium view or on the native VecEnv (the usual SB3 way):
+  :func:`make_model` builds PPO / A2C / DQN with TensorBoard logging in a run directory and
+  ``model.learn(...)`` does the rest.
+* **Multi-agent training** in one world with :class:`SB3Learner`: an SB3 model wrapped in the
+  project's :class:`agents.base.Learner` protocol (NOTES.md, pattern 2: a model built on a
+  spaces-only env, our loop fills its rollout or replay buffer and calls ``train()``). Map one
+  learner to every agent of a role for parameter sharing, or one learner per agent for
+  independent models; the runner trains them all simultaneously.
+
+Checkpoints of an :class:`SB3Learner` hold the policy and optimizer tensors and the counters
+(loaded with ``weights_only=True``); the rollout/replay buffer is not saved, so a resumed SB3
+learner refills it (our own learners resume bit for bit; SB3 learners resume their weights).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.utils import obs_as_tensor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from agents.base import ActContext, Transition
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
+
+
+def algo_class(name: str) -> type[BaseAlgorithm]:
+    """The SB3 class called ``name`` (``ppo``, ``a2c``, ``dqn``)."""
+    key = name.lower()
+    if key not in ALGOS:
+        raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {name!r}")
+    return ALGOS[key]
+
+
+def make_model(algo: str, env: gym.Env | VecEnv, *, seed: int = 0,
+               tensorboard_log: str | Path | None = None, **kwargs: Any) -> BaseAlgorithm:
+    """An SB3 model with an ``MlpPolicy`` on CPU (``DQN`` needs a ``Discrete`` action space:
+    slate size 1)."""
+    cls = algo_class(algo)
+    if cls is DQN and not isinstance(env.action_space, spaces.Discrete):
+        raise ValueError(f"DQN needs a Discrete action space (slate_size=1), got "
+                         f"{env.action_space}")
+    return cls("MlpPolicy", env, seed=seed, device="cpu",
+               tensorboard_log=None if tensorboard_log is None else str(tensorboard_log),
+               verbose=0, **kwargs)
+
+
+class _SpacesOnly(gym.Env):
+    """An env that only carries spaces, for building SB3 models driven by our own loop."""
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        self.observation_space = observation_space
+        self.action_space = action_space
+
+    def reset(self, *, seed=None, options=None):  # pragma: no cover - never stepped
+        raise RuntimeError("spaces-only env")
+
+    def step(self, action):  # pragma: no cover - never stepped
+        raise RuntimeError("spaces-only env")
+
+
+class SB3Learner:
+    """An SB3 PPO, A2C or DQN model acting for ``n_rows`` agents (or sessions) at once.
+
+    Args:
+        algo: ``ppo``, ``a2c`` or ``dqn``.
+        observation_space, action_space: one agent's spaces.
+        n_rows: how many agents/sessions this learner acts for in each step (fixed).
+        total_steps: planned env steps (drives SB3's learning-rate / exploration schedules).
+        seed: seeds SB3 (torch) and this adapter's own generator.
+        **kwargs: passed to the SB3 constructor (``n_steps``, ``learning_rate``, ...).
+    """
+
+    privileged = False
+
+    def __init__(self, algo: str, observation_space: spaces.Space, action_space: spaces.Space,
+                 n_rows: int, *, total_steps: int = 100_000, seed: int = 0,
+                 **kwargs: Any) -> None:
+        self.algo = algo.lower()
+        venv = DummyVecEnv([lambda: _SpacesOnly(observation_space, action_space)] * n_rows)
+        self.model = make_model(self.algo, venv, seed=seed, **kwargs)
+        self.model.set_logger(Logger(folder=None, output_formats=[]))
+        self.n_rows = n_rows
+        self.total_steps = int(total_steps)
+        self.rng = np.random.default_rng(seed)
+        self._pending: tuple | None = None
+        self._episode_starts = np.ones(n_rows, bool)
+        self.on_policy = isinstance(self.model, OnPolicyAlgorithm)
+        if self.on_policy:
+            self.model.rollout_buffer.reset()
+
+    # ------------------------------------------------------------------ acting
+    def act(self, obs: np.ndarray, context: ActContext | None = None, *,
+            explore: bool = True) -> np.ndarray:
+        """Batched actions; in exploration mode PPO/A2C sample from the policy and DQN is
+        epsilon-greedy with the current exploration rate."""
+        policy = self.model.policy
+        policy.set_training_mode(False)
+        with torch.no_grad():
+            obs_t = obs_as_tensor(np.asarray(obs, np.float32), policy.device)
+            if self.on_policy:
+                if explore:
+                    actions, values, log_probs = policy(obs_t)
+                    self._pending = (np.array(obs, np.float32), actions.numpy(), values,
+                                     log_probs)
+                    return actions.numpy()
+                return policy._predict(obs_t, deterministic=True).numpy()
+            greedy = policy.q_net(obs_t).argmax(dim=1).numpy()
+        if explore:
+            eps = self.model.exploration_rate
+            rand = self.rng.random(greedy.shape[0]) < eps
+            greedy = np.where(rand, self.rng.integers(self.model.action_space.n,
+                                                      size=greedy.shape[0]), greedy)
+        return greedy
+
+    # ------------------------------------------------------------------ learning
+    def _train_metrics(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.model.logger.name_to_value.items()
+                if k.startswith("train/")}
+
+    def update(self, batch: Transition) -> dict[str, float]:
+        """Store the batch; train when SB3 would (rollout full, or every ``train_freq``)."""
+        m = self.model
+        n = batch.reward.shape[0]
+        if n != self.n_rows:
+            raise ValueError(f"SB3Learner built for {self.n_rows} rows got a batch of {n}")
+        m.num_timesteps += n
+        m._update_current_progress_remaining(m.num_timesteps, self.total_steps)
+        done = batch.terminated | batch.truncated
+        out: dict[str, float] = {}
+        if self.on_policy:
+            if self._pending is None:
+                raise RuntimeError("update() without a preceding act(explore=True)")
+            obs, actions, values, log_probs = self._pending
+            rewards = batch.reward.astype(np.float32).copy()
+            if batch.truncated.any():  # bootstrap time-limit ends, as SB3 does
+                idx = np.flatnonzero(batch.truncated)
+                with torch.no_grad():
+                    v = m.policy.predict_values(obs_as_tensor(batch.next_obs[idx], m.device))
+                rewards[idx] += m.gamma * v.numpy().reshape(-1)
+            act = actions.reshape(n, -1) if isinstance(m.action_space, spaces.Discrete) else actions
+            m.rollout_buffer.add(obs, act, rewards, self._episode_starts, values, log_probs)
+            self._episode_starts = done.copy()
+            self._pending = None
+            if m.rollout_buffer.full:
+                with torch.no_grad():
+                    last = m.policy.predict_values(obs_as_tensor(batch.next_obs, m.device))
+                m.rollout_buffer.compute_returns_and_advantage(last_values=last, dones=done)
+                m.train()
+                m.rollout_buffer.reset()
+                out = self._train_metrics()
+        else:
+            infos = [{"TimeLimit.truncated": bool(t)} for t in batch.truncated]
+            m.replay_buffer.add(batch.obs, batch.next_obs, batch.action.reshape(n, -1),
+                                batch.reward, done, infos)
+            m._on_step()
+            if (m.num_timesteps > m.learning_starts
+                    and (m.num_timesteps // n) % max(m.train_freq.frequency, 1) == 0):
+                gs = m.gradient_steps if m.gradient_steps > 0 else n
+                m.train(gradient_steps=gs, batch_size=m.batch_size)
+                out = self._train_metrics()
+            out["rollout/exploration_rate"] = float(m.exploration_rate)
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Policy and optimizer tensors and counters (buffers are not saved)."""
+        m = self.model
+        return {
+            "policy": m.policy.state_dict(),
+            "optimizer": m.policy.optimizer.state_dict(),
+            "num_timesteps": int(m.num_timesteps),
+            "n_updates": int(getattr(m, "_n_updates", 0)),
+            "n_calls": int(getattr(m, "_n_calls", 0)),
+            "exploration_rate": float(getattr(m, "exploration_rate", 0.0)),
+            "episode_starts": self._episode_starts.copy(),
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore weights, optimizer and counters; buffers start empty."""
+        m = self.model
+        m.policy.load_state_dict(state["policy"])
+        m.policy.optimizer.load_state_dict(state["optimizer"])
+        m.num_timesteps = int(state["num_timesteps"])
+        m._n_updates = int(state["n_updates"])
+        if hasattr(m, "_n_calls"):
+            m._n_calls = int(state["n_calls"])
+        if hasattr(m, "exploration_rate"):
+            m.exploration_rate = float(state["exploration_rate"])
+        self._episode_starts = np.array(state["episode_starts"], bool)
+        self.rng.bit_generator.state = state["rng"]
+        if self.on_policy:
+            m.rollout_buffer.reset()
+        self._pending = None
