@@ -284,7 +284,7 @@ class DQN:
         self.n_updates += 1
         if self.n_updates % self.target_update_interval == 0:
             polyak_update(self.q_target, self.q_net, self.tau)
-        return float(loss), float(q_sa.detach().mean())
+        return float(loss.detach()), float(q_sa.detach().mean())
 
     def state_dict(self) -> dict[str, Any]:
         """Networks, optimizer, replay contents, counters and generator states."""

@@ -120,7 +120,8 @@ def _resolve(learners: dict[str, Any], cfg: EnvConfig, n_sessions: int) -> list[
     counts = {"recommender": n_sessions, "provider": cfg.n_providers, "user": cfg.n_user_agents}
     owner: dict[tuple[str, int], Any] = {}
     names: dict[int, str] = {}
-    for key, learner in learners.items():
+    # role-level keys first, so that a specific agent id can override its role's learner
+    for key, learner in sorted(learners.items(), key=lambda kv: kv[0] not in ROLES):
         if key in ROLES:
             role, idx = key, range(counts[key])
         else:
@@ -133,8 +134,6 @@ def _resolve(learners: dict[str, Any], cfg: EnvConfig, n_sessions: int) -> list[
                                  f"{counts[role]} {role} agent(s)")
             idx = [int(num)]
         for i in idx:
-            if (role, i) in owner and owner[(role, i)] is not learner:
-                raise ValueError(f"agent {role}_{i} is mapped to two learners")
             owner[(role, i)] = learner
         names.setdefault(id(learner), key)
     if n_sessions != cfg.n_recommenders:
@@ -153,6 +152,13 @@ def _resolve(learners: dict[str, Any], cfg: EnvConfig, n_sessions: int) -> list[
         name = base if base.startswith(role) else f"{role}:{base}"
         out.append(_Assignment(name, role, objs[lid], np.asarray(rows, np.int64)))
     return out
+
+
+def _nanmean(values: list[float]) -> float:
+    """Mean of the finite values; NaN (without a warning) when there are none."""
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    return float(arr.mean()) if arr.size else float("nan")
 
 
 class Runner:
@@ -189,7 +195,6 @@ class Runner:
         self._prov_ret = np.zeros(config.n_providers)
         self._user_ret = np.zeros(config.n_user_agents)
         self._user_len = np.zeros(config.n_user_agents, np.int64)
-        self._user_pending: dict[str, Any] | None = None
         self._train_metrics: dict[str, float] = {}
         self._next_eval = self.run.eval_every or None
         self._next_ckpt = self.run.checkpoint_every or None
@@ -323,50 +328,32 @@ class Runner:
             self._prov_ret[:] = 0
 
     def _user_update(self, turn: dict[str, Any], res) -> None:
-        """User transitions complete at the user's next turn, or now if its session ended."""
+        """User transitions: the reward is the user's utility; the next observation is the
+        user's own state right after the step with no slate shown yet (the next slate is not
+        known until the recommender acts); terminated when the user's session ended."""
         users, slot = turn["users"], turn["slot"]
         reward = res.user_utility[slot]
         ended = res.session_ended[slot]
+        world = self.world
+        now = aec_lib.sessions_of_users(world, self.config.n_user_agents)[users]
+        next_obs = aec_lib.user_observations(world, users, now, np.zeros((users.size,
+                                             self.config.slate_size), np.int64),
+                                             np.zeros(users.size, bool))
         self._user_ret[users] += reward
         self._user_len[users] += 1
-        pending = self._user_pending or {}
-        # close transitions waiting for these users' next observation
-        new_pending = {}
         for a in self._by_role("user"):
             mine = np.isin(users, a.rows)
             if not mine.any():
                 continue
-            u, o, act, rw, e = users[mine], turn["obs"][mine], turn["action"][mine], \
-                reward[mine], ended[mine]
-            prev = pending.get(a.name)
-            if prev is not None:
-                again = np.isin(prev["users"], u)
-                if again.any():
-                    order = {int(x): i for i, x in enumerate(u)}
-                    idx = np.array([order[int(x)] for x in prev["users"][again]])
-                    nb = Transition(prev["obs"][again], prev["action"][again],
-                                    prev["reward"][again], o[idx], np.zeros(again.sum(), bool),
-                                    np.zeros(again.sum(), bool), np.full(again.sum(), -1), None)
-                    self._record(a, a.learner.update(nb))
-                keep = ~again
-                carry = {k: v[keep] for k, v in prev.items()} if keep.any() else None
-            else:
-                carry = None
-            if e.any():  # terminal now: next obs unused (zeros), terminated
-                nb = Transition(o[e], act[e], rw[e], np.zeros_like(o[e]), np.ones(e.sum(), bool),
-                                np.zeros(e.sum(), bool), np.full(e.sum(), -1), None)
-                self._record(a, a.learner.update(nb))
-                self._ep_returns["user"].extend(self._user_ret[u[e]].tolist())
-                self._ep_lengths["user"].extend(self._user_len[u[e]].tolist())
-                self._user_ret[u[e]] = 0
-                self._user_len[u[e]] = 0
-            live = ~e
-            entry = {"users": u[live], "obs": o[live], "action": act[live], "reward": rw[live]}
-            if carry is not None:
-                entry = {k: np.concatenate([carry[k], entry[k]]) for k in entry}
-            if entry["users"].size:
-                new_pending[a.name] = entry
-        self._user_pending = new_pending
+            n = int(mine.sum())
+            batch = Transition(turn["obs"][mine], turn["action"][mine], reward[mine],
+                               next_obs[mine], ended[mine], np.zeros(n, bool), np.full(n, -1))
+            self._record(a, a.learner.update(batch))
+        done = users[ended]
+        self._ep_returns["user"].extend(self._user_ret[done].tolist())
+        self._ep_lengths["user"].extend(self._user_len[done].tolist())
+        self._user_ret[done] = 0
+        self._user_len[done] = 0
 
     def _record(self, a: _Assignment, metrics: dict[str, float] | None) -> None:
         """Keep a learner's latest training metrics under SB3's tags (role suffix; with
@@ -423,10 +410,10 @@ class Runner:
             per_seed.append(float(np.mean(rets)) if rets else float("nan"))
             lengths.append(float(np.mean(lens)) if lens else float("nan"))
             metrics.append(world.metrics())
-        out = {"mean_reward": float(np.nanmean(per_seed)), "mean_ep_length": float(np.nanmean(lengths)),
+        out = {"mean_reward": _nanmean(per_seed), "mean_ep_length": _nanmean(lengths),
                "per_seed_reward": per_seed}
         for k in metrics[0]:
-            out["env/" + k] = float(np.nanmean([m[k] for m in metrics]))
+            out["env/" + k] = _nanmean([m[k] for m in metrics])
         return out
 
     def _eval_and_log(self) -> dict:
@@ -452,7 +439,6 @@ class Runner:
                 "steps": self.steps, "world_steps": self.world_steps,
                 "builtin_rng": self._builtin_rng.bit_generator.state,
                 "prov_ret": self._prov_ret, "user_ret": self._user_ret, "user_len": self._user_len,
-                "user_pending": self._user_pending or {},
                 "ep_returns": {r: list(v) for r, v in self._ep_returns.items()},
                 "ep_lengths": {r: list(v) for r, v in self._ep_lengths.items()},
                 "next_eval": self._next_eval or 0, "next_ckpt": self._next_ckpt or 0,
@@ -476,7 +462,6 @@ class Runner:
         self._builtin_rng.bit_generator.state = r["builtin_rng"]
         self._prov_ret, self._user_ret = np.array(r["prov_ret"]), np.array(r["user_ret"])
         self._user_len = np.array(r["user_len"])
-        self._user_pending = r["user_pending"] or None
         for role in ROLES:
             self._ep_returns[role].clear()
             self._ep_returns[role].extend(r["ep_returns"][role])

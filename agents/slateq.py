@@ -331,8 +331,8 @@ class SlateQ:
         self.n_updates += 1
         if self.n_updates % self.target_update_interval == 0:
             polyak_update(self.q_target, self.q_net, self.tau)
-        out["train/td_loss"] = float(td_loss)
-        out["train/loss"] = float(loss)
+        out["train/td_loss"] = float(td_loss.detach())
+        out["train/loss"] = float(loss.detach())
         out["train/q_mean"] = float(pred.detach().mean())
         return out
 

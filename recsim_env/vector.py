@@ -45,7 +45,10 @@ _INFO_TEMPLATE: dict[str, Any] = {"TimeLimit.truncated": False}
 
 
 def _bad_env(i: int, value: Any, space: spaces.Space, why: str) -> ValueError:
-    # Same wording as recsim_env.parallel's errors, with the env index for the agent.
+    # Same wording as recsim_env.parallel's errors, with the env index for the agent; a
+    # scalar row is shown as the Python number a user would pass to the parallel env.
+    if isinstance(value, np.ndarray) and value.ndim == 0 or isinstance(value, np.generic):
+        value = value.item()
     return ValueError(f"invalid action for env {i}: {value!r} ({why}); expected an element of "
                       f"{space}")
 

@@ -131,13 +131,11 @@ def trace(env, seed, n_steps):
     rng = np.random.default_rng(seed)
     out = [obs]
     for _ in range(n_steps):
-        a = env.action_space.sample() if rng.random() < 0 else None
-        if a is None:
-            if isinstance(env, RecommenderView):
-                cfg = env.config
-                a = random_slates(rng, 1, cfg.n_candidates, cfg.slate_size)[0]
-            else:
-                a = int(rng.integers(env.action_space.n))
+        if isinstance(env, RecommenderView):
+            cfg = env.config
+            a = random_slates(rng, 1, cfg.n_candidates, cfg.slate_size)[0]
+        else:
+            a = int(rng.integers(env.action_space.n))
         obs, r, term, trunc, info = env.step(a)
         out += [obs, r, term, trunc, sorted(info)]
         if term or trunc:
@@ -287,17 +285,31 @@ def train_params(algo, env_fn, seed, steps, **kw):
     return [p.detach().clone() for p in model.policy.parameters()]
 
 
-@pytest.mark.filterwarnings("ignore")
-@pytest.mark.parametrize("algo,kw,cfg", [
+SB3_CASES = [
     (PPO, dict(n_steps=256, batch_size=64, n_epochs=2), dict(preset="recsim_ie")),
     (DQN, dict(learning_starts=200, buffer_size=2000, train_freq=4, target_update_interval=200),
      dict(preset="recsim_ie", slate_size=1)),
-])
-def test_sb3_trains_on_a_view_deterministically(algo, kw, cfg):
+]
+
+
+def check_sb3_deterministic(algo, kw, cfg, steps):
     def env_fn():
         return recsim_env.single_agent_env(**cfg)
 
-    a = train_params(algo, env_fn, 0, 2048, **kw)
-    b = train_params(algo, env_fn, 0, 2048, **kw)
+    a = train_params(algo, env_fn, 0, steps, **kw)
+    b = train_params(algo, env_fn, 0, steps, **kw)
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("algo,kw,cfg", SB3_CASES, ids=["PPO", "DQN"])
+def test_sb3_trains_on_a_view_deterministically(algo, kw, cfg):
+    check_sb3_deterministic(algo, kw, cfg, 1024)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("algo,kw,cfg", SB3_CASES, ids=["PPO", "DQN"])
+def test_sb3_trains_on_a_view_deterministically_long(algo, kw, cfg):
+    check_sb3_deterministic(algo, kw, cfg, 4096)

@@ -1,0 +1,156 @@
+import os
+import signal
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from agents.baselines import make_baseline
+from agents.checkpoint import load_checkpoint
+from agents.runner import CHECKPOINT_NAME, RunConfig, Runner
+from agents.sb3 import SB3Learner
+from recsim_env import World, make_config
+from recsim_env.aec import user_action_space, user_observation_space
+from recsim_env.parallel import provider_action_space
+
+CFG = make_config("default", n_users=8, n_recommenders=2, n_providers=2, n_user_agents=4,
+                  n_items_initial=100, n_items_max=300)
+
+
+class Counting:
+    """A tiny stateful learner with its own generator (for providers and users)."""
+
+    privileged = False
+
+    def __init__(self, n_actions, seed, kill_at=None):
+        self.rng = np.random.default_rng(seed)
+        self.n_actions = n_actions
+        self.total = 0.0
+        self.calls = 0
+        self.kill_at = kill_at
+
+    def act(self, obs, context=None, *, explore=True):
+        return self.rng.integers(self.n_actions, size=obs.shape[0])
+
+    def update(self, batch):
+        self.total += float(batch.reward.sum())
+        self.calls += 1
+        if self.kill_at is not None and self.calls == self.kill_at:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does
+        return {"train/loss": self.total}
+
+    def state_dict(self):
+        return {"rng": self.rng.bit_generator.state, "total": self.total, "calls": self.calls}
+
+    def load_state_dict(self, s):
+        self.rng.bit_generator.state = s["rng"]
+        self.total, self.calls = s["total"], s["calls"]
+
+
+def learners(seed=0, kill_at=None):
+    lay = World(CFG).layout
+    return {
+        "recommender_0": make_baseline("content_similarity", CFG, lay, seed=seed),
+        "recommender_1": make_baseline("online_mf", CFG, lay, seed=seed + 1),
+        "provider": Counting(CFG.n_topics + 1, seed + 2, kill_at=kill_at),
+        "user": Counting(CFG.slate_size + 1, seed + 3),
+    }
+
+
+def run_cfg(tmp_path, **kw):
+    base = dict(total_steps=400, eval_every=200, eval_steps=30, log_every=100,
+                run_root=str(tmp_path), progress=False, max_session_steps=40,
+                provider_episode_steps=50)
+    return RunConfig(**{**base, **kw})
+
+
+def test_tensorboard_has_sb3_and_env_tags(tmp_path):
+    runner = Runner(CFG, learners(), run_cfg(tmp_path), )
+    out = runner.train()
+    runner.close()
+    assert out["steps"] >= 400 and not out["interrupted"]
+    run_dir = runner.run_dir
+    assert run_dir.parent == tmp_path and run_dir.name.startswith("custom__custom__0__")
+    assert (run_dir / "config.json").is_file() and (run_dir / CHECKPOINT_NAME).is_file()
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    for tag in ("rollout/ep_rew_mean", "env/ctr", "eval/mean_reward", "time/fps",
+                "rollout/ep_rew_mean_provider", "train/loss_provider", "train/loss_user"):
+        assert tag in scalars, (tag, sorted(scalars))
+    steps = [e.step for e in acc.Scalars("env/ctr")]
+    assert steps == sorted(steps) and steps[-1] >= 400  # x-axis = env steps
+
+
+def test_mix_of_learner_kinds_over_all_roles(tmp_path):
+    w = World(CFG)
+    pob = spaces.Box(-np.inf, np.inf, (w.provider_obs_dim,), np.float32)
+    uob = user_observation_space(CFG, w.layout.item_dim)
+    mix = {
+        "recommender_0": make_baseline("myopic_oracle", CFG, w.layout, seed=0),
+        "recommender_1": make_baseline("thompson", CFG, w.layout, seed=1),
+        "provider_0": SB3Learner("ppo", pob, provider_action_space(CFG), 1, n_steps=32,
+                                 batch_size=32, seed=0),
+        "provider_1": SB3Learner("dqn", pob, provider_action_space(CFG), 1, seed=1,
+                                 learning_starts=50, buffer_size=1000),
+        "user": Counting(CFG.slate_size + 1, 5),
+        "user_0": SB3Learner("a2c", uob, user_action_space(CFG), 1, n_steps=8, seed=2),
+    }
+    runner = Runner(CFG, mix, run_cfg(tmp_path, total_steps=600, eval_steps=150))
+    out = runner.train()
+    runner.close()
+    assert out["eval"]["mean_reward"] > 0
+    assert mix["provider_0"].model.num_timesteps == 300
+    assert mix["user_0"].model.num_timesteps > 0  # acted when its user was in a session
+    assert mix["user"].calls > 0
+
+
+def _trace(runner):
+    return (runner.world.state_dict(), {a.name: a.learner.state_dict() for a in runner.assignments})
+
+
+def _assert_equal(a, b):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_equal(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_equal(x, y)
+    elif hasattr(a, "shape"):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    else:
+        assert a == b
+
+
+def test_ctrl_c_checkpoint_and_resume_equals_uninterrupted(tmp_path):
+    # uninterrupted
+    full = Runner(CFG, learners(), run_cfg(tmp_path / "a", eval_every=0))
+    full.train()
+    full.close()
+    # interrupted by SIGINT mid-run (provider update number 90 = world step 90)
+    cut = Runner(CFG, learners(kill_at=90), run_cfg(tmp_path / "b", eval_every=0))
+    out = cut.train()
+    cut.close()
+    assert out["interrupted"] and out["steps"] == 180
+    ckpt = load_checkpoint(cut.run_dir / CHECKPOINT_NAME)
+    assert ckpt["runner"]["steps"] == 180
+    # resume in a fresh process-like runner from the checkpoint
+    resumed = Runner(CFG, learners(), run_cfg(tmp_path / "c", eval_every=0))
+    resumed.resume(cut.run_dir / CHECKPOINT_NAME)
+    resumed.train()
+    resumed.close()
+    assert resumed.steps == full.steps
+    _assert_equal(_trace(resumed), _trace(full))
+
+
+def test_runner_rejects_bad_mappings(tmp_path):
+    lay = World(CFG).layout
+    with pytest.raises(ValueError, match="unknown agent id 'recomender_0'"):
+        Runner(CFG, {"recomender_0": make_baseline("random", CFG, lay)}, run_cfg(tmp_path))
+    with pytest.raises(ValueError, match="does not exist"):
+        Runner(CFG, {"recommender_7": make_baseline("random", CFG, lay)}, run_cfg(tmp_path))
+    with pytest.raises(ValueError, match="eval_seeds must be disjoint"):
+        RunConfig(seed=10_001)
