@@ -282,7 +282,7 @@ def compare_with_dummy(kw, n_vec, n_views, n_steps, min_sessions):
 
 @pytest.mark.parametrize("kw,n_steps", [
     (dict(preset="recsim_ie"), 800),
-    (dict(preset="recsim_ie", max_session_steps=30), 300),
+    (dict(preset="recsim_ie", max_session_steps=70), 560),
     (dict(preset="default"), 300),
 ], ids=["recsim_ie", "recsim_ie-truncated", "default"])
 def test_vecenv_matches_dummyvecenv_of_views(kw, n_steps):

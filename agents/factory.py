@@ -1,0 +1,92 @@
+"""Build any learner by name, for any role: the one place scripts and benchmarks go through.
+
+Names:
+
+* baselines (recommenders): ``random``, ``most_popular``, ``myopic_oracle``,
+  ``long_term_oracle``, ``epsilon_greedy``, ``ucb1``, ``thompson``, ``linucb``, ``online_mf``,
+  ``content_similarity`` (see :mod:`agents.baselines`);
+* our Q-learners (recommenders): ``tabular_q``, ``linear_q``, ``dqn``, ``slateq``;
+* Stable-Baselines3 (any role): ``ppo``, ``a2c``, ``sb3_dqn`` (``Discrete`` actions only:
+  slate size 1, providers, users).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from recsim_env.aec import user_action_space, user_observation_space
+from recsim_env.config import EnvConfig
+from recsim_env.parallel import provider_action_space, recommender_action_space
+from recsim_env.world import World
+
+Q_LEARNERS = ("tabular_q", "linear_q", "dqn", "slateq")
+SB3_LEARNERS = ("ppo", "a2c", "sb3_dqn")
+
+
+def baseline_names() -> tuple[str, ...]:
+    """Names of the baselines."""
+    from agents.baselines import BASELINES
+
+    return tuple(BASELINES)
+
+
+def learner_names() -> tuple[str, ...]:
+    """Every name :func:`make_learner` accepts."""
+    return baseline_names() + Q_LEARNERS + SB3_LEARNERS
+
+
+def role_spaces(config: EnvConfig, role: str) -> tuple[spaces.Space, spaces.Space]:
+    """One agent's ``(observation_space, action_space)`` for ``role``."""
+    world = World(config)
+    if role == "recommender":
+        obs = spaces.Box(-np.inf, np.inf, (world.layout.size,), np.float32)
+        return obs, recommender_action_space(config)
+    if role == "provider":
+        obs = spaces.Box(-np.inf, np.inf, (world.provider_obs_dim,), np.float32)
+        return obs, provider_action_space(config)
+    if role == "user":
+        return user_observation_space(config, world.layout.item_dim), user_action_space(config)
+    raise ValueError(f"role must be recommender, provider or user, got {role!r}")
+
+
+def make_learner(name: str, config: EnvConfig, *, role: str = "recommender", n_rows: int = 1,
+                 seed: int = 0, total_steps: int = 100_000, **kwargs: Any) -> Any:
+    """Build the learner called ``name``.
+
+    Args:
+        name: see the module docstring.
+        config: the world's config.
+        role: the role it acts for (baselines and Q-learners are recommenders only).
+        n_rows: agents/sessions it acts for at once (SB3 learners need it fixed).
+        seed: the learner's seed.
+        total_steps: planned env steps (schedules of SB3 learners).
+        **kwargs: passed to the learner's constructor.
+    """
+    if name in SB3_LEARNERS:
+        from agents.sb3 import SB3Learner
+
+        obs_space, act_space = role_spaces(config, role)
+        algo = "dqn" if name == "sb3_dqn" else name
+        return SB3Learner(algo, obs_space, act_space, n_rows, total_steps=total_steps, seed=seed,
+                          **kwargs)
+    if role != "recommender":
+        raise ValueError(f"learner {name!r} is a recommender; for role {role!r} use one of "
+                         f"{SB3_LEARNERS} or your own Learner")
+    if name in Q_LEARNERS:
+        if name == "tabular_q":
+            from agents.tabular_q import TabularQ as cls
+        elif name == "linear_q":
+            from agents.linear_q import LinearQ as cls
+        elif name == "dqn":
+            from agents.dqn import DQN as cls
+        else:
+            from agents.slateq import SlateQ as cls
+        return cls(config, seed=seed, **kwargs)
+    from agents.baselines import BASELINES, make_baseline
+
+    if name in BASELINES:
+        return make_baseline(name, config, World(config).layout, seed=seed, **kwargs)
+    raise ValueError(f"unknown learner {name!r}; choose from {learner_names()}")

@@ -1,0 +1,109 @@
+"""Train learners in the simulated world and log to TensorBoard.
+
+    python scripts/train.py --preset default --learner dqn --steps 200000 --n-sessions 64
+    python scripts/train.py --preset default --learner dqn --provider-learner ppo \
+        --set n_providers=2 --set n_recommenders=4
+    python scripts/train.py --resume runs/<run>/checkpoint.pt ...   # continue a run
+
+Prints the run directory (``runs/<scenario>__<algo>__<seed>__<time>``), evaluates on
+held-out seeds, and checkpoints atomically (Ctrl-C stops cleanly with a checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+import recsim_env  # noqa: E402
+from agents.factory import learner_names, make_learner  # noqa: E402
+from agents.runner import RunConfig, Runner  # noqa: E402
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["n_users=100", "choice_model=mnl"]`` -> dict, values parsed as Python literals."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        try:
+            out[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = raw
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="default", choices=recsim_env.PRESETS)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable)")
+    p.add_argument("--learner", default="dqn", choices=learner_names(),
+                   help="learner shared by every recommender")
+    p.add_argument("--provider-learner", choices=learner_names(), default=None)
+    p.add_argument("--user-learner", choices=learner_names(), default=None)
+    p.add_argument("--learner-kwargs", type=json.loads, default={},
+                   help='JSON dict of recommender learner options, e.g. \'{"gamma": 0.9}\'')
+    p.add_argument("--steps", type=int, default=100_000, help="env steps (session-steps)")
+    p.add_argument("--n-sessions", type=int, default=None,
+                   help="concurrent sessions served by the shared recommender learner")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=0)
+    p.add_argument("--eval-steps", type=int, default=500)
+    p.add_argument("--checkpoint-every", type=int, default=0)
+    p.add_argument("--run-root", default="runs")
+    p.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    torch.set_num_threads(1)
+    args = build_parser().parse_args(argv)
+    cfg = recsim_env.make_config(args.preset, **parse_overrides(args.set))
+    run = RunConfig(total_steps=args.steps, n_sessions=args.n_sessions, seed=args.seed,
+                    eval_every=args.eval_every, eval_steps=args.eval_steps,
+                    checkpoint_every=args.checkpoint_every, run_root=args.run_root,
+                    algo=args.learner, scenario=args.preset, progress=not args.quiet)
+    n_rec = args.n_sessions or cfg.n_recommenders
+    learners: dict[str, Any] = {"recommender": make_learner(
+        args.learner, cfg, n_rows=n_rec, seed=args.seed, total_steps=args.steps,
+        **args.learner_kwargs)}
+    if args.provider_learner and cfg.n_providers:
+        learners["provider"] = make_learner(args.provider_learner, cfg, role="provider",
+                                            n_rows=cfg.n_providers, seed=args.seed + 1,
+                                            total_steps=args.steps)
+    if args.user_learner and cfg.n_user_agents:
+        for k in range(cfg.n_user_agents):  # one model per user agent: they act at different times
+            learners[f"user_{k}"] = make_learner(args.user_learner, cfg, role="user", n_rows=1,
+                                                 seed=args.seed + 2 + k, total_steps=args.steps)
+    runner = Runner(cfg, learners, run)
+    if args.resume is not None:
+        runner.resume(args.resume)
+    print(f"run directory: {runner.run_dir}", flush=True)
+    out = runner.train()
+    runner.close()
+    if args.json:
+        print(json.dumps(out, default=float))
+    else:
+        ev = out["eval"] or {}
+        print(f"steps: {out['steps']}  eval mean session return: "
+              f"{ev.get('mean_reward', float('nan')):.2f}  interrupted: {out['interrupted']}")
+        print(f"tensorboard --logdir {run.run_root}")
+    return 130 if out["interrupted"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
