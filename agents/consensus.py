@@ -808,3 +808,79 @@ class Consensus:
         self.weights = w
         self.n_updates = int(state["n_updates"])
         self.n_rounds = int(state["n_rounds"])
+
+
+# --------------------------------------------------------------------------- runner glue
+
+
+def learner_member(learner: Any) -> ConsensusMember:
+    """The consensus parameters of a learner of the runner.
+
+    * our Q-learners (``DQN``, ``SlateQ``, ...): ``q_net`` with its target ``q_target``;
+    * :class:`agents.sb3.SB3Learner`: the SB3 policy; for SB3 DQN the online ``q_net`` with its
+      ``q_net_target``;
+    * anything else that defines ``consensus_member()`` returning a :class:`ConsensusMember`.
+
+    Raises:
+        ValueError: the learner has no torch parameters to couple (e.g. a baseline).
+    """
+    if hasattr(learner, "consensus_member"):
+        return learner.consensus_member()
+    model = getattr(learner, "model", None)
+    if model is not None and hasattr(model, "policy"):  # SB3Learner
+        policy = model.policy
+        if hasattr(policy, "q_net_target"):
+            return ConsensusMember(online=policy.q_net, target=policy.q_net_target)
+        return ConsensusMember(online=policy)
+    if isinstance(getattr(learner, "q_net", None), torch.nn.Module):
+        return ConsensusMember(online=learner.q_net, target=getattr(learner, "q_target", None))
+    raise ValueError(f"{type(learner).__name__} has no torch parameters to couple; consensus "
+                     "needs learners with networks (our Q-learners or SB3 models)")
+
+
+class ConsensusWrapper:
+    """Couple a group of the runner's learners with a consensus step after each update round.
+
+    One update round is one runner step (every learner of the group has been updated once).
+    Logs ``consensus/disagreement`` (before the step), ``consensus/alpha`` and
+    ``consensus/rounds`` to the runner's TensorBoard logger.
+
+    Args:
+        learners: the learners to couple, in a fixed order (their ids in the runner do not
+            matter; each must appear in the runner's mapping).
+        alpha, topology, weights, every, params, degree, seed, allow_divergent: as in
+            :class:`Consensus` (``alpha=0`` is independent learning; ``alpha=1`` with
+            Metropolis weights on a complete graph of ``n`` learners averages them).
+    """
+
+    def __init__(self, learners: Sequence[Any], *, alpha: float | Callable[[int], float] = 0.5,
+                 topology: str | np.ndarray = "complete", weights: Any = "metropolis",
+                 every: int = 1, params: ParamSelector = None, degree: int | None = None,
+                 seed: SeedLike = None, allow_divergent: bool = False) -> None:
+        self.learners = list(learners)
+        if len(self.learners) < 2:
+            raise ValueError(f"consensus needs at least 2 learners, got {len(self.learners)}")
+        if len({id(x) for x in self.learners}) != len(self.learners):
+            raise ValueError("the same learner appears twice in the consensus group")
+        self.members = [learner_member(x) for x in self.learners]
+        self.consensus = Consensus(len(self.learners), alpha=alpha, topology=topology,
+                                   weights=weights, every=every, params=params, degree=degree,
+                                   seed=seed, allow_divergent=allow_divergent)
+
+    def after_update(self, assignments: Any = None, logger: Any = None) -> ConsensusResult | None:
+        """Count an update round and apply the consensus step when it is due."""
+        self.consensus.logger = logger
+        return self.consensus.after_update(self.members)
+
+    def disagreement(self) -> float:
+        """Current disagreement sum_i ||theta_i - mean||^2 over the selected parameters."""
+        return consensus_step(self.members, 0.0, weights=self.consensus.weights,
+                              params=self.consensus.params).disagreement_before
+
+    def state_dict(self) -> dict[str, Any]:
+        """Counters and weights (the learners' parameters are saved by the learners)."""
+        return self.consensus.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.consensus.load_state_dict(state)
