@@ -22,7 +22,6 @@ import numpy as np
 import torch
 
 from recsim_env.config import EnvConfig
-from recsim_env.content import make_content_encoder
 from recsim_env.world import ObsLayout
 
 __all__ = [
@@ -45,9 +44,7 @@ def obs_layout(config: EnvConfig) -> ObsLayout:
     Builds only the (cheap) content encoder to learn its feature size; a MiniLM encoder loads
     nothing until it encodes.
     """
-    encoder = make_content_encoder(config.content_encoder, n_topics=config.n_topics,
-                                   dim=config.content_dim, noise=config.content_noise)
-    return ObsLayout(config.n_topics, encoder.dim, config.n_candidates, config.observe_interest)
+    return ObsLayout.from_config(config)
 
 
 def credited_item(action: np.ndarray, clicked: np.ndarray) -> np.ndarray:

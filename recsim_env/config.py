@@ -17,6 +17,7 @@ CHOICE_MODELS = ("mnl", "proportional", "cascade")
 CANDIDATE_SOURCES = ("catalog", "fresh")
 WATCH_MODES = ("full", "engaged")
 RECOMMENDER_REWARDS = ("watch_time", "clicks")
+CONTENT_ENCODERS = ("hashing", "minilm", "topic", "none")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,9 +66,15 @@ class EnvConfig:
     cold_start_impressions: int = 5
     """An item is flagged cold-start while it has fewer impressions than this."""
     publication_cost: float = 1.0
-    content_encoder: str = "topic"
+    content_encoder: str = "hashing"
+    """How items' content features are made (``recsim_env.content``): ``hashing`` (default,
+    dependency-free bag of words of the item's text), ``minilm`` (sentence embeddings, needs
+    the ``llm`` extra), ``topic`` (noisy true topic mixture: privileged reference) or ``none``."""
     content_dim: int | None = None
-    content_noise: float = 0.1
+    """Content feature size; ``None``: the encoder's default (hashing 64, MiniLM 384, topic
+    ``n_topics``, none 1)."""
+    content_noise: float | None = None
+    """Std of Gaussian noise on content features; ``None``: 0.1 for ``topic``, else 0."""
 
     # --- users: drift -----------------------------------------------------------------------
     exogenous_drift: bool = True
@@ -83,6 +90,9 @@ class EnvConfig:
     satiation_decay: float = 0.8
     satiation_strength: float = 0.5
     history_decay: float = 0.9
+    cohort_topic_skew: float = 0.0
+    """Heterogeneous cohorts: users of cohort ``c`` get ``+cohort_topic_skew`` on topic
+    ``c % n_topics`` of their initial interest and home (clipped to [-1, 1]). 0 = identical."""
 
     # --- users: sessions and return ---------------------------------------------------------
     session_budget: float = 120.0
@@ -158,8 +168,13 @@ class EnvConfig:
             need(len(self.topic_quality) == self.n_topics
                  and bool(np.all(np.isfinite(self.topic_quality))), "topic_quality",
                  f"None or {self.n_topics} finite numbers (one per topic)")
+        need(self.content_noise is None or (np.isfinite(self.content_noise)
+                                            and self.content_noise >= 0), "content_noise",
+             "None or a finite number >= 0")
+        need(self.content_encoder in CONTENT_ENCODERS, "content_encoder",
+             f"one of {CONTENT_ENCODERS}")
         for name in ("provider_skill_std", "quality_noise", "item_length_log_std",
-                     "content_noise", "drift_noise", "anchor_noise", "no_click_penalty",
+                     "drift_noise", "anchor_noise", "no_click_penalty",
                      "quality_bonus", "satiation_strength", "retention_strength",
                      "publication_cost", "quality_in_choice"):
             need(np.isfinite(getattr(self, name)) and getattr(self, name) >= 0, name,
@@ -178,6 +193,7 @@ class EnvConfig:
             need(0.0 <= getattr(self, name) < 1.0, name, "in [0, 1)")
         need(self.session_budget > 0, "session_budget", "> 0")
         need(self.patience is None or self.patience > 0, "patience", "None or > 0")
+        need(0.0 <= self.cohort_topic_skew <= 2.0, "cohort_topic_skew", "in [0, 2]")
         need(self.return_delay_mean >= 0, "return_delay_mean", ">= 0")
         need(_is_int(self.return_window) and self.return_window >= 0, "return_window",
              "an int >= 0")
@@ -187,6 +203,13 @@ class EnvConfig:
         need(0.0 < self.position_bias <= 1.0, "position_bias", "in (0, 1]")
         need(self.watch_sharpness > 0, "watch_sharpness", "> 0")
         need(isinstance(self.extra, dict), "extra", "a dict")
+
+    @property
+    def content_noise_value(self) -> float:
+        """The content noise in force (see ``content_noise``)."""
+        if self.content_noise is not None:
+            return float(self.content_noise)
+        return 0.1 if self.content_encoder == "topic" else 0.0
 
     @property
     def cohort_size(self) -> int:

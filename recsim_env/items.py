@@ -31,6 +31,8 @@ class Catalog(NamedTuple):
         clicks: (I,) int64.
         first_click_at: (I,) int64, -1 until clicked.
         content: (I, content_dim) float32 features seen by recommenders.
+        text_tokens: (I, TEXT_TOKENS) int32 token ids of each item's description
+            (``recsim_env.content.ItemDescriptions``), rendered on demand.
     """
 
     active: np.ndarray
@@ -44,10 +46,15 @@ class Catalog(NamedTuple):
     clicks: np.ndarray
     first_click_at: np.ndarray
     content: np.ndarray
+    text_tokens: np.ndarray
+
+
+TEXT_TOKENS = 5  # columns of ItemDescriptions.tokens
 
 
 class NewItems(NamedTuple):
-    """A batch of freshly generated items (leading axis = new item)."""
+    """A batch of freshly generated items (leading axis = new item). ``text_tokens`` is
+    ``None`` when descriptions are not kept (fresh documents)."""
 
     topic_mix: np.ndarray
     main_topic: np.ndarray
@@ -55,6 +62,7 @@ class NewItems(NamedTuple):
     length: np.ndarray
     provider: np.ndarray
     content: np.ndarray
+    text_tokens: np.ndarray | None
 
 
 @functools.lru_cache(maxsize=16)
@@ -78,6 +86,7 @@ def sample_items(
     cfg: EnvConfig,
     encoder,
     rng: np.random.Generator,
+    keep_text: bool = False,
 ) -> NewItems:
     """Generate items of the given main topics and providers.
 
@@ -88,6 +97,8 @@ def sample_items(
         cfg: config (purity, quality, length parameters).
         encoder: content encoder with ``encode(topic_mix, quality, rng) -> (n, dim) float32``.
         rng: random stream.
+        keep_text: also return the descriptions' token ids (generated in one vectorised
+            batch by the encoder; the features are the same either way).
 
     Returns:
         The new items' arrays.
@@ -106,8 +117,12 @@ def sample_items(
         length = cfg.item_length * np.exp(cfg.item_length_log_std * rng.standard_normal(n))
     else:
         length = np.full(n, cfg.item_length)
-    content = encoder.encode(mix, quality, rng)
-    return NewItems(mix, main_topic, quality, length, provider, content)
+    if keep_text:
+        content, desc = encoder.describe_and_encode(mix, quality, rng)
+        tokens = desc.tokens
+    else:
+        content, tokens = encoder.encode(mix, quality, rng), None
+    return NewItems(mix, main_topic, quality, length, provider, content, tokens)
 
 
 def empty_catalog(cfg: EnvConfig, content_dim: int) -> Catalog:
@@ -125,6 +140,7 @@ def empty_catalog(cfg: EnvConfig, content_dim: int) -> Catalog:
         clicks=np.zeros(cap, np.int64),
         first_click_at=np.full(cap, -1, np.int64),
         content=np.zeros((cap, content_dim), np.float32),
+        text_tokens=np.zeros((cap, TEXT_TOKENS), np.int32),
     )
 
 
@@ -190,6 +206,8 @@ def insert_items(cat: Catalog, active: np.ndarray, new: NewItems, t: int) -> Cat
     cat.clicks[slots] = 0
     cat.first_click_at[slots] = -1
     cat.content[slots] = new.content
+    if new.text_tokens is not None:
+        cat.text_tokens[slots] = new.text_tokens
     return cat._replace(active=active)
 
 
@@ -204,12 +222,17 @@ def count_interactions(
         clicked_items: (c,) int64 item ids clicked this step (distinct sessions may click the
             same item: repeats are counted).
         t: current step (for ``first_click_at``).
+
+    Returns:
+        (f,) int64 distinct ids of the items clicked for the first time.
     """
     np.add.at(cat.impressions, shown_items, 1)
-    if clicked_items.size:
-        np.add.at(cat.clicks, clicked_items, 1)
-        first = cat.first_click_at[clicked_items]
-        cat.first_click_at[clicked_items] = np.where(first < 0, t, first)
+    if not clicked_items.size:
+        return clicked_items
+    np.add.at(cat.clicks, clicked_items, 1)
+    first = np.unique(clicked_items[cat.first_click_at[clicked_items] < 0])
+    cat.first_click_at[first] = t
+    return first
 
 
 @functools.lru_cache(maxsize=64)

@@ -28,6 +28,13 @@ ITEM_EXTRA_FEATURES = ("age", "log_impressions", "ctr", "cold_start")
 USER_SESSION_FEATURES = ("time_used", "session_steps", "click_rate")
 
 
+def content_encoder(config: EnvConfig):
+    """The content encoder configured by ``config`` (``content_encoder``, ``content_dim``,
+    ``content_noise``)."""
+    return make_content_encoder(config.content_encoder, n_topics=config.n_topics,
+                                dim=config.content_dim, noise=config.content_noise_value)
+
+
 @dataclasses.dataclass(frozen=True)
 class ObsLayout:
     """Layout of a recommender observation: a flat float32 vector.
@@ -56,6 +63,13 @@ class ObsLayout:
     def size(self) -> int:
         """Total observation length."""
         return self.user_dim + self.n_candidates * self.item_dim
+
+    @classmethod
+    def from_config(cls, config: EnvConfig) -> ObsLayout:
+        """The layout a world with ``config`` produces (builds only the content encoder,
+        which loads no model until it encodes)."""
+        return cls(config.n_topics, content_encoder(config).dim, config.n_candidates,
+                   config.observe_interest)
 
     def split(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Split ``(..., size)`` observations into ``(..., user_dim)`` and
@@ -149,7 +163,8 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 
 # counted when sessions end
-_COUNTERS = ("sessions", "session_length", "session_return", "returned_in_window")
+_COUNTERS = ("sessions", "session_length", "session_return", "returned_in_window",
+             "first_clicks", "time_to_first_click")
 # accumulated per slot every step (rows of World._acc)
 _ACC_ROWS = ("impressions", "clicks", "cold_impressions", "cold_clicks", "watch_time")
 
@@ -175,10 +190,7 @@ class World:
         else:
             self.n_users = config.cohort_size * self.n_sessions
         self.n_providers_total = config.n_background_providers + config.n_providers
-        self.encoder = make_content_encoder(
-            config.content_encoder, n_topics=config.n_topics, dim=config.content_dim,
-            noise=config.content_noise,
-        )
+        self.encoder = content_encoder(config)
         self.layout = ObsLayout(config.n_topics, self.encoder.dim, config.n_candidates,
                                 config.observe_interest)
         # cohorts: (n_sessions, cohort_max) user ids padded with -1
@@ -215,6 +227,13 @@ class World:
         self._rng = root
         self.t = 0
         self.users = users_lib.init_users(cfg, self.rng_users, self.n_users)
+        if cfg.cohort_topic_skew:
+            u = np.arange(self.n_users)
+            x = self.users.interest
+            x[u, (u % self.n_sessions) % cfg.n_topics] += cfg.cohort_topic_skew
+            np.clip(x, -1.0, 1.0, out=x)
+            self.users.anchor[:] = x
+            self.users.home[:] = x
         self.provider_skill = cfg.provider_skill_std * self.rng_items.standard_normal(
             self.n_providers_total)
         self.catalog = items_lib.empty_catalog(cfg, self.encoder.dim) if self._catalog_mode else None
@@ -243,7 +262,7 @@ class World:
 
     def _sample_new(self, topics: np.ndarray, providers: np.ndarray) -> items_lib.NewItems:
         return items_lib.sample_items(topics, providers, self.provider_skill, self.config,
-                                      self.encoder, self.rng_content)
+                                      self.encoder, self.rng_content, keep_text=True)
 
     def _empty_sessions(self) -> Sessions:
         s, T = self.n_sessions, self.config.n_topics
@@ -510,7 +529,13 @@ class World:
             c_item = np.where(clicked, cand.item_id[r, chosen], -1)
             c_cold = clicked & cold[r, pos]
             clicked_ids = c_item[clicked]
-            items_lib.count_interactions(self.catalog, slate_ids[shown], clicked_ids, self.t)
+            first = items_lib.count_interactions(self.catalog, slate_ids[shown], clicked_ids,
+                                                 self.t)
+            if first.size:  # time to first click of items that arrived during the run
+                born = self.catalog.born_at[first]
+                new = born > 0
+                self.counters["first_clicks"] += int(new.sum())
+                self.counters["time_to_first_click"] += float((self.t - born[new]).sum())
             if P:
                 own = cand.provider[rows, slates] - cfg.n_background_providers
                 imp = np.bincount(own[shown & (own >= 0)], minlength=P)[:P]
@@ -572,6 +597,17 @@ class World:
         new = self._sample_new(topics_a, provs_a)
         self.catalog = items_lib.insert_items(self.catalog, active, new, self.t)
 
+    def item_texts(self, item_ids: np.ndarray) -> list[str]:
+        """Descriptions of catalog items (rendered on demand; not on the step path)."""
+        if self.catalog is None:
+            raise ValueError("item_texts needs candidate_source='catalog' (fresh documents "
+                             "are not stored)")
+        from recsim_env.content import ItemDescriptions, make_item_vocabulary
+
+        ids = np.asarray(item_ids, np.int64)
+        vocab = make_item_vocabulary(self.config.n_topics)
+        return ItemDescriptions(self.catalog.text_tokens[ids], vocab).texts()
+
     # ------------------------------------------------------------------ checkpoints
     _RNGS = ("_rng", "rng_users", "rng_items", "rng_choice", "rng_cand", "rng_content")
     _ARRAYS = ("provider_skill", "_provider_stats", "_topic_demand", "_acc")
@@ -623,7 +659,9 @@ class World:
         ``clicks_per_step`` (per session step), ``watch_time`` (per session step),
         ``session_length`` and ``session_return`` (means over ended sessions), ``sessions``,
         ``return_rate`` (share of ended sessions whose user comes back within
-        ``return_window`` steps), ``catalog_size``, ``steps``.
+        ``return_window`` steps), ``time_to_first_click`` (mean steps from arrival to first
+        click, over items that arrived during the run and were clicked), ``catalog_size``,
+        ``steps``.
         """
         c = dict(self.counters)
         c.update(zip(_ACC_ROWS, self._acc.sum(axis=1)))
@@ -639,6 +677,8 @@ class World:
             "session_length": c["session_length"] / c["sessions"] if c["sessions"] else float("nan"),
             "session_return": c["session_return"] / c["sessions"] if c["sessions"] else float("nan"),
             "return_rate": c["returned_in_window"] / c["sessions"] if c["sessions"] else float("nan"),
+            "time_to_first_click": (c["time_to_first_click"] / c["first_clicks"]
+                                    if c["first_clicks"] else float("nan")),
             "catalog_size": int(self.catalog.active.sum()) if self.catalog is not None else 0,
             "steps": c["steps"],
         }
