@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-EXTRAS ?= dev
+EXTRAS ?= dev,llm
 
 .PHONY: install test test-all demo bench lint clean
 

@@ -35,16 +35,18 @@ def choice_probabilities(utility: np.ndarray, shown: np.ndarray, cfg: EnvConfig)
     Returns:
         (s, k + 1) float64 probabilities.
     """
+    s, k = utility.shape
     if cfg.choice_model == "mnl":
-        logits = np.where(shown, utility / cfg.choice_temperature, -np.inf)
-        no_click = np.full((utility.shape[0], 1), cfg.no_click_utility / cfg.choice_temperature)
-        z = np.concatenate([logits, no_click], axis=1)
+        z = np.empty((s, k + 1))
+        z[:, :k] = np.where(shown, utility / cfg.choice_temperature, -np.inf)
+        z[:, k] = cfg.no_click_utility / cfg.choice_temperature
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
     if cfg.choice_model == "proportional":
-        w = np.where(shown, np.maximum(utility - cfg.min_normalizer, 0.0), 0.0)
-        no_click = np.full((utility.shape[0], 1), cfg.no_click_mass - cfg.min_normalizer)
-        z = np.concatenate([w, no_click], axis=1)
+        z = np.empty((s, k + 1))
+        np.maximum(utility - cfg.min_normalizer, 0.0, out=z[:, :k])
+        z[:, :k] *= shown
+        z[:, k] = cfg.no_click_mass - cfg.min_normalizer
         return z / z.sum(axis=1, keepdims=True)
     # cascade
     k = utility.shape[1]

@@ -8,6 +8,7 @@ construction with a ``ValueError`` that names the field, the value and what was 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,12 +233,15 @@ class EnvConfig:
         """Candidates drawn uniformly from the other active items (catalog mode)."""
         return self.n_candidates - self.n_newest - self.n_popular
 
-    @property
+    @functools.cached_property
     def topic_quality_array(self) -> np.ndarray:
-        """Mean quality per topic: (n_topics,) float64."""
+        """Mean quality per topic: (n_topics,) float64, read-only (computed once)."""
         if self.topic_quality is None:
-            return np.zeros(self.n_topics)
-        return np.asarray(self.topic_quality, dtype=np.float64)
+            q = np.zeros(self.n_topics)
+        else:
+            q = np.array(self.topic_quality, dtype=np.float64)
+        q.flags.writeable = False
+        return q
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data view for logging (``json.dumps``-able)."""

@@ -72,13 +72,6 @@ def _eye(n: int) -> np.ndarray:
     return eye
 
 
-@functools.lru_cache(maxsize=16)
-def _topic_quality(cfg: EnvConfig) -> np.ndarray:
-    q = cfg.topic_quality_array
-    q.flags.writeable = False
-    return q
-
-
 def sample_items(
     main_topic: np.ndarray,
     provider: np.ndarray,
@@ -110,7 +103,7 @@ def sample_items(
         mix = (cfg.topic_purity * onehot + (1.0 - cfg.topic_purity) * spread).astype(np.float32)
     else:
         mix = onehot
-    quality = _topic_quality(cfg)[main_topic] + cfg.quality_noise * rng.standard_normal(n)
+    quality = cfg.topic_quality_array[main_topic] + cfg.quality_noise * rng.standard_normal(n)
     if cfg.provider_skill_std > 0 and n:
         quality += np.where(provider >= 0, provider_skill[np.maximum(provider, 0)], 0.0)
     if cfg.item_length_log_std > 0:
