@@ -324,18 +324,18 @@ class MostPopular(_Baseline):
 
 # --------------------------------------------------------------------------- oracles
 class MyopicOracle(_Baseline):
-    """Privileged: maximise the immediate expected engagement ``P(click) * reward``.
+    """Privileged: maximise the immediate expected engagement ``sum_j P(click j) * reward_j``.
 
     Reads the true interest, satiation and budget of each row's session and the true topic
     mixture, quality and length of its candidates (see :func:`expected_engagement`).
 
     Args:
-        slate_mode: ``"greedy"`` ranks by each candidate's expected engagement as if it were
-            shown alone (exact for slates of one; for the proportional model with equal watch
-            times, as in ``recsim_ie``, it is also the best slate). ``"exact"`` scores every
-            slate under the configured choice model (sets for MNL / proportional, ordered slates
-            for the cascade) and shows the best one, falling back to greedy when that would be
-            more than ``max_slates`` slates per row.
+        slate_mode: ``"greedy"`` ranks candidates by their expected engagement as if each were
+            shown alone, ``P(click i alone) * reward_i`` (exact for slates of one; for the
+            proportional model with equal watch times, as in ``recsim_ie``, it also gives the
+            best slate). ``"exact"`` scores every slate under the configured choice model (sets
+            for MNL / proportional, ordered slates for the cascade) and shows the best one; it
+            falls back to greedy when there are more than ``max_slates`` slates per row.
         max_slates: enumeration limit for ``"exact"``.
     """
 
@@ -350,83 +350,113 @@ class MyopicOracle(_Baseline):
         _check(max_slates >= 1, "max_slates", max_slates, ">= 1")
         self.slate_mode, self.max_slates = slate_mode, int(max_slates)
         c, k = env_config.n_candidates, env_config.slate_size
-        if env_config.choice_model == "cascade":
-            n_slates = math.perm(c, k)
-        else:
-            n_slates = math.comb(c, k)
+        ordered = env_config.choice_model == "cascade"
+        n_slates = math.perm(c, k) if ordered else math.comb(c, k)
         self._slates: np.ndarray | None = None
         if slate_mode == "exact" and k > 1 and n_slates <= self.max_slates:
-            it = (itertools.permutations(range(c), k) if env_config.choice_model == "cascade"
+            it = (itertools.permutations(range(c), k) if ordered
                   else itertools.combinations(range(c), k))
             self._slates = np.array(list(it), dtype=np.int64)  # (M, k)
 
-    def _values(self, context: ActContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-candidate ``(utility, value if clicked, P(click) alone)`` (n, C) each."""
+    def _values(self, context: ActContext) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                    np.ndarray]:
+        """``(utility, p_click alone, value if clicked, value of no click)``: (n, C) x 3, (n,).
+
+        The oracle maximises the expected value of the outcome: ``sum_j P(j) * value_j +
+        P(no click) * no_click_value``.
+        """
         utility, p_click, reward, _ = expected_engagement(context.world, context.slots)
-        return utility, reward, p_click
+        return utility, p_click, reward, np.zeros(utility.shape[0])
 
     def act(self, obs: np.ndarray, context: ActContext | None = None, *,
             explore: bool = True) -> np.ndarray:  # noqa: D102 - see _Baseline.act
         self._need_world(context)
         if self._slates is None:
             return super().act(obs, context, explore=explore)
-        utility, value, p_click = self._values(context)
+        obs = np.asarray(obs)
+        if obs.ndim != 2 or obs.shape[1] != self.layout.size:
+            raise ValueError(f"obs must have shape (n, {self.layout.size}), got {obs.shape}")
+        utility, p_click, value, v0 = self._values(context)
         n, M, k = utility.shape[0], self._slates.shape[0], self.slate_size
         u = utility[:, self._slates].reshape(n * M, k)
         probs = choice_probabilities(u, np.ones((n * M, k), bool), context.world.config)
-        total = (probs[:, :k] * value[:, self._slates].reshape(n * M, k)).sum(axis=1)
-        best = top_slate(total.reshape(n, M), 1, self._rng)[:, 0]
+        probs = probs.reshape(n, M, k + 1)
+        total = (probs[..., :k] * value[:, self._slates]).sum(axis=2) + probs[..., k] * v0[:, None]
+        best = top_slate(total, 1, self._rng)[:, 0]
         slates = self._slates[best]
         if context.world.config.choice_model != "cascade":
             # a set: list it best item first (the cascade's order is part of the slate)
-            within = np.take_along_axis(p_click * value, slates, axis=1)
+            gain = p_click * (value - v0[:, None])
+            within = np.take_along_axis(gain, slates, axis=1)
             slates = np.take_along_axis(slates, np.argsort(-within, axis=1, kind="stable"), 1)
         return slates
 
     def _scores(self, user, cand, context, explore):
-        _, value, p_click = self._values(context)
-        return p_click * value
+        _, p_click, value, v0 = self._values(context)
+        # what showing the item adds over the no-click outcome it displaces
+        return p_click * (value - v0[:, None])
 
 
 class LongTermOracle(MyopicOracle):
     """Privileged heuristic that also values what a click does to the rest of the session.
 
-    ``score = P(click) * reward * (1 + horizon * quality_bonus * quality)
-    - satiation_weight * P(click) * (satiation . mix)``.
+    Each outcome gets a value in watch-time units, and the slate maximises its expectation
+    (as :class:`MyopicOracle`, greedy or exact over slates):
 
-    The first factor counts the session time that quality gives back (the world refunds
-    ``quality_bonus * watch * quality`` of the budget on a click: roughly ``horizon`` more
-    items of the same value can be watched with it); the second avoids feeding topics the user
-    is already tired of, whose satiation would grow further and lower the value of later
-    slates. Slates are ranked greedily by this score (``slate_mode`` is always greedy).
+    * click on item ``i``: ``reward_i * (1 + horizon * quality_bonus * quality_i)
+      - patience_weight * patience_cost_i - satiation_weight * (satiation . mix_i)``;
+    * no click: ``- patience_weight`` (a step without a click costs one unit of patience).
+
+    ``horizon`` values the budget that quality gives back (the world refunds ``quality_bonus *
+    watch * quality`` on a click: roughly ``horizon`` more items of that value can be watched
+    with it); it matters where the budget ends sessions (``recsim_ie``). ``patience_weight``
+    is the watch time one unit of patience is worth (about the session return divided by the
+    patience); a click costs ``max(0, 1 - 2 * satisfaction)``: it matters where patience ends
+    sessions (``long_term``: patience 4, sessions of about 10 steps). ``satiation_weight``
+    avoids feeding topics the user is tired of. Together these trade immediate watch time for
+    a longer session: the ratio of watch time to resources used, optimised Dinkelbach-style
+    with a fixed price per resource.
 
     Args:
-        horizon: weight ``h`` of the refunded budget (0 with ``satiation_weight=0`` is the
-            myopic oracle's greedy ranking).
-        satiation_weight: penalty per unit of satiation on the candidate's topics.
+        horizon: weight ``h`` of the refunded budget (>= 0).
+        patience_weight: value of one unit of patience (>= 0; unused without patience).
+        satiation_weight: penalty per unit of satiation on the candidate's topics (>= 0).
+        slate_mode, max_slates: as :class:`MyopicOracle` (``"exact"`` by default: with values
+            that can be negative the whole slate matters).
     """
 
     name = "long_term_oracle"
     privileged = True
 
     def __init__(self, env_config: EnvConfig, layout: ObsLayout, *, seed: int = 0,
-                 horizon: float = 4.0, satiation_weight: float = 0.0) -> None:
-        super().__init__(env_config, layout, seed=seed, slate_mode="greedy")
-        _check(math.isfinite(horizon) and horizon >= 0, "horizon", horizon, "a finite number >= 0")
-        _check(math.isfinite(satiation_weight) and satiation_weight >= 0, "satiation_weight",
-               satiation_weight, "a finite number >= 0")
-        self.horizon, self.satiation_weight = float(horizon), float(satiation_weight)
+                 horizon: float = 4.0, patience_weight: float = 4.0,
+                 satiation_weight: float = 0.0, slate_mode: str = "exact",
+                 max_slates: int = 2000) -> None:
+        super().__init__(env_config, layout, seed=seed, slate_mode=slate_mode,
+                         max_slates=max_slates)
+        for name, value in (("horizon", horizon), ("patience_weight", patience_weight),
+                            ("satiation_weight", satiation_weight)):
+            _check(math.isfinite(value) and value >= 0, name, value, "a finite number >= 0")
+        self.horizon = float(horizon)
+        self.patience_weight = float(patience_weight)
+        self.satiation_weight = float(satiation_weight)
 
-    def _scores(self, user, cand, context, explore):
+    def _values(self, context: ActContext) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                    np.ndarray]:
         world, slots = context.world, context.slots
         cfg = world.config
-        _, p_click, reward, quality = expected_engagement(world, slots)
-        score = p_click * reward * (1.0 + self.horizon * cfg.quality_bonus * quality)
+        utility, p_click, reward, quality = expected_engagement(world, slots)
+        value = reward * (1.0 + self.horizon * cfg.quality_bonus * quality)
+        v0 = np.zeros(utility.shape[0])
+        if self.patience_weight and cfg.patience is not None:
+            cost = np.maximum(0.0, 1.0 - 2.0 / (1.0 + np.exp(-utility)))
+            value = value - self.patience_weight * cost
+            v0 = v0 - self.patience_weight
         if self.satiation_weight and cfg.satiation:
             sat = np.einsum("nt,nct->nc", world.sessions.satiation[slots],
                             world.candidates.topic_mix[slots])
-            score = score - self.satiation_weight * p_click * sat
-        return score
+            value = value - self.satiation_weight * sat
+        return utility, p_click, value, v0
 
 
 # --------------------------------------------------------------------------- per-item bandits
@@ -686,7 +716,7 @@ class OnlineMF(_Baseline):
             old = self.P.shape[0]
             self.P = _grow_rows(self.P, need_u)
             self.P[old:] = self.init_std * self._rng.standard_normal(self.P[old:].shape)
-        need_i = int(item_ids.max(initial=-1)) + 1
+        need_i = max(int(item_ids.max(initial=-1)) + 1, 1)  # >= 1 row: fresh ids index row 0
         if need_i > self.Q.shape[0]:
             self.Q = _grow_rows(self.Q, need_i)
             self.item_bias = _grow_rows(self.item_bias, need_i)

@@ -134,11 +134,11 @@ class ItemScorer(nn.Module):
 def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """``target <- tau * online + (1 - tau) * target`` (a hard copy when ``tau == 1``)."""
     with torch.no_grad():
-        for t, o in zip(target.parameters(), online.parameters()):
-            if tau == 1.0:
-                t.copy_(o)
-            else:
-                t.mul_(1.0 - tau).add_(o, alpha=tau)
+        t_params, o_params = list(target.parameters()), list(online.parameters())
+        if tau == 1.0:
+            torch._foreach_copy_(t_params, o_params)
+        else:
+            torch._foreach_lerp_(t_params, o_params, tau)
 
 
 # ---------------------------------------------------------------------------------- learner
@@ -209,7 +209,8 @@ class DQN:
         self.q_net = ItemScorer(self.layout.user_dim, self.layout.item_dim, tuple(hidden),
                                 cross_dim, self.torch_rng)
         self.q_target = copy.deepcopy(self.q_net).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=self.lr)
+        # fused: one kernel for all parameters (about twice as fast on CPU)
+        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=self.lr, fused=True)
         self.replay = ReplayBuffer(buffer_size, self.layout.size, self.slate_size)
         self.num_timesteps = 0
         self.n_updates = 0

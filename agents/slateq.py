@@ -181,7 +181,7 @@ class SlateQ:
         self.q_net = _SlateQNet(lay.user_dim, lay.item_dim, tuple(hidden), cross_dim,
                                 self.utility == "learned", self.torch_rng)
         self.q_target = copy.deepcopy(self.q_net).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=self.lr)
+        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=self.lr, fused=True)
         self.replay = ReplayBuffer(buffer_size, lay.size, self.slate_size)
         self.num_timesteps = 0
         self.n_updates = 0
@@ -308,9 +308,12 @@ class SlateQ:
             user_n, cand_n = self._split(b["next_obs"])
             qbar_n, q_null_n = self.q_net(user_n, cand_n)
             util_n = self._utility(self.q_net, user_n, cand_n)
-            best = self._best_slates(qbar_n, q_null_n, util_n)
-            tq, tq_null = self.q_target(user_n, cand_n)
-            v_next = self._slate_values(tq, tq_null, util_n, best[:, None, :])[:, 0]
+            best = self._best_slates(qbar_n, q_null_n, util_n)  # (n, k)
+            # the target network values only the chosen slate's items
+            tq, tq_null = self.q_target(user_n, cand_n[rows[:, None], best])
+            p = choice_probabilities_torch(torch.gather(util_n, 1, best), None, self.config)
+            k = self.slate_size
+            v_next = (p[:, :k] * tq).sum(-1) + p[:, k] * tq_null
             not_done = 1.0 - torch.from_numpy(b["terminated"].astype(np.float32))
             reward = torch.from_numpy(b["reward"]) * self.reward_scale
             target = reward + self.gamma * not_done * v_next
