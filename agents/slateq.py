@@ -326,7 +326,7 @@ class SlateQ:
             outcome = torch.where(did_click, clicked, torch.full_like(clicked, self.slate_size))
             nll = -torch.log(p[rows, outcome].clamp(min=1e-8)).mean()
             loss = loss + self.click_loss_weight * nll
-            out["train/click_nll"] = float(nll)
+            out["train/click_nll"] = float(nll.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.q_net.parameters(), self.max_grad_norm)

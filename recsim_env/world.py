@@ -209,7 +209,10 @@ class World:
         self._no_publish = _frozen(np.zeros(P, bool))
         self._no_publish_reward = _frozen(np.zeros(P))
         self._no_terminal_obs = _frozen(np.zeros((0, self.layout.size), np.float32))
-        self._eye = _frozen(np.eye(config.n_topics))
+        self._onehot_content = (config.candidate_source == "fresh" and config.topic_purity == 1.0
+                                and config.content_encoder == "topic"
+                                and config.content_noise_value == 0.0)
+        self._fresh_length = _frozen(np.full(n * config.n_candidates, config.item_length))
         c = config.n_candidates
         self._fresh_ids = _frozen(np.full((n, c), -1, np.int64))
         self._minus_ones_sc = _frozen(np.full(n * c, -1, np.int64))
@@ -365,27 +368,50 @@ class World:
 
     # ------------------------------------------------------------------ candidates / obs
     def _new_candidates(self) -> None:
+        """Draw this step's candidates and write their observed features (content, age, log
+        impressions, CTR, cold flag) into one (s, c, item_dim) float32 block, which
+        ``recommender_obs`` copies in one pass; ``candidates.content`` is a view into it."""
         cfg, s, c = self.config, self.n_sessions, self.config.n_candidates
+        d = self.layout.content_dim
+        block = np.zeros((s, c, self.layout.item_dim), np.float32)
         if self._catalog_mode:
             ids = items_lib.generate_candidates(self.catalog, s, cfg, self.rng_cand)
             cat = self.catalog
+            age = (self.t - cat.born_at[ids]).astype(np.float64)
+            impressions, clicks = cat.impressions[ids], cat.clicks[ids]
+            block[..., :d] = cat.content[ids]
+            block[..., d] = age / 100.0
+            block[..., d + 1] = np.log1p(impressions)
+            block[..., d + 2] = clicks / np.maximum(impressions, 1)
+            block[..., d + 3] = impressions < cfg.cold_start_impressions
             self.candidates = Candidates(
                 item_id=ids, topic_mix=cat.topic_mix[ids], quality=cat.quality[ids],
-                length=cat.length[ids], provider=cat.provider[ids], content=cat.content[ids],
-                age=(self.t - cat.born_at[ids]).astype(np.float64),
-                impressions=cat.impressions[ids], clicks=cat.clicks[ids],
+                length=cat.length[ids], provider=cat.provider[ids], content=block[..., :d],
+                age=age, impressions=impressions, clicks=clicks,
             )
-        else:
+        else:  # fresh documents: no history, so the extra features stay zero
             topics = self.rng_cand.integers(cfg.n_topics, size=s * c)
-            new = items_lib.sample_items(topics, self._minus_ones_sc, self.provider_skill, cfg,
-                                         self.encoder, self.rng_cand)
+            if self._onehot_content:
+                # content == topic mixture (one-hot, noise-free): write the ones straight into
+                # the block and let the mixture be a view of it (RecSim's documents)
+                flat = block.reshape(-1)
+                flat[np.arange(s * c) * self.layout.item_dim + topics] = 1.0
+                mix = block[..., :d]
+                quality = (cfg.topic_quality_array[topics] + cfg.quality_noise
+                           * self.rng_cand.standard_normal(s * c, dtype=np.float32))
+                length = self._fresh_length
+            else:
+                new = items_lib.sample_items(topics, self._minus_ones_sc, self.provider_skill,
+                                             cfg, self.encoder, self.rng_cand)
+                block[..., :d] = new.content.reshape(s, c, d)
+                mix, quality, length = new.topic_mix.reshape(s, c, -1), new.quality, new.length
             self.candidates = Candidates(
-                item_id=self._fresh_ids, topic_mix=new.topic_mix.reshape(s, c, -1),
-                quality=new.quality.reshape(s, c), length=new.length.reshape(s, c),
-                provider=self._fresh_ids, content=new.content.reshape(s, c, -1),
+                item_id=self._fresh_ids, topic_mix=mix, quality=quality.reshape(s, c),
+                length=length.reshape(s, c), provider=self._fresh_ids, content=block[..., :d],
                 age=self._fresh_zeros, impressions=self._fresh_zeros_int,
                 clicks=self._fresh_zeros_int,
             )
+        self._cand_block = block
 
     @property
     def candidate_cold(self) -> np.ndarray:
@@ -403,10 +429,11 @@ class World:
         Returns:
             (n_rows, layout.size) float32.
         """
-        cfg, S, cand, lay = self.config, self.sessions, self.candidates, self.layout
+        cfg, S, lay = self.config, self.sessions, self.layout
+        block = self._cand_block
         if rows is not None:
             S = Sessions(*(a[rows] for a in S))
-            cand = Candidates(*(a[rows] for a in cand))
+            block = block[rows]
         n = S.user.shape[0]
         T = cfg.n_topics
         out = np.empty((n, lay.size), np.float32)
@@ -417,13 +444,7 @@ class World:
         out[:, T + 2] = S.clicks / np.maximum(S.steps, 1)
         if cfg.observe_interest:
             out[:, T + 3: 2 * T + 3] = S.interest
-        items = out[:, lay.user_dim:].reshape(n, cfg.n_candidates, lay.item_dim)
-        d = lay.content_dim
-        items[:, :, :d] = cand.content
-        items[:, :, d] = cand.age / 100.0
-        items[:, :, d + 1] = np.log1p(cand.impressions)
-        items[:, :, d + 2] = cand.clicks / np.maximum(cand.impressions, 1)
-        items[:, :, d + 3] = (cand.item_id >= 0) & (cand.impressions < cfg.cold_start_impressions)
+        out[:, lay.user_dim:] = block.reshape(n, -1)
         return out
 
     def provider_obs(self) -> np.ndarray:
@@ -597,6 +618,20 @@ class World:
         new = self._sample_new(topics_a, provs_a)
         self.catalog = items_lib.insert_items(self.catalog, active, new, self.t)
 
+    def _rebuild_block(self) -> None:
+        """Recompute the candidate feature block from ``self.candidates`` (after a load)."""
+        cand, cfg, d = self.candidates, self.config, self.layout.content_dim
+        s, c = cand.item_id.shape
+        block = np.zeros((s, c, self.layout.item_dim), np.float32)
+        block[..., :d] = cand.content
+        block[..., d] = cand.age / 100.0
+        block[..., d + 1] = np.log1p(cand.impressions)
+        block[..., d + 2] = cand.clicks / np.maximum(cand.impressions, 1)
+        block[..., d + 3] = (cand.item_id >= 0) & (cand.impressions < cfg.cold_start_impressions)
+        self._cand_block = block
+        mix = block[..., :d] if self._onehot_content else cand.topic_mix
+        self.candidates = cand._replace(content=block[..., :d], topic_mix=mix)
+
     def item_texts(self, item_ids: np.ndarray) -> list[str]:
         """Descriptions of catalog items (rendered on demand; not on the step path)."""
         if self.catalog is None:
@@ -645,6 +680,7 @@ class World:
         self.users = users_lib.UserState(**{k: np.array(v) for k, v in groups["users"].items()})
         self.sessions = Sessions(**{k: np.array(v) for k, v in groups["sessions"].items()})
         self.candidates = Candidates(**{k: np.array(v) for k, v in groups["candidates"].items()})
+        self._rebuild_block()
         if "catalog" in groups:
             self.catalog = items_lib.Catalog(**{k: np.array(v) for k, v in groups["catalog"].items()})
         self.counters = {k: float(v) for k, v in state["counters"].items()}

@@ -34,16 +34,15 @@ SMALL_DEFAULT = make_config("default", n_users=64, n_items_initial=100, n_items_
 
 _NET = dict(hidden=(32, 32), cross_dim=8, batch_size=64, buffer_size=4_000,
             learning_starts=256, exploration_steps=3_000)
+_DEEP = dict(gamma=0.9, target_update_interval=1, tau=0.05, reward_scale=0.25, gradient_steps=2)
 
 LEARNERS: dict[str, Callable[..., Any]] = {
-    "tabular": lambda cfg, seed: TabularQ(cfg, seed=seed, gamma=0.9, lr=0.2,
-                                          exploration_steps=3_000),
-    "linear": lambda cfg, seed: LinearQ(cfg, seed=seed, gamma=0.9, lr=0.05,
-                                        exploration_steps=3_000),
-    "dqn": lambda cfg, seed: DQN(cfg, seed=seed, gamma=0.9, target_update_interval=1,
-                                 tau=0.05, reward_scale=0.25, **_NET),
-    "slateq": lambda cfg, seed: SlateQ(cfg, seed=seed, gamma=0.9, target_update_interval=1,
-                                       tau=0.05, reward_scale=0.25, **_NET),
+    "tabular": lambda cfg, seed, **kw: TabularQ(
+        cfg, seed=seed, **{"gamma": 0.9, "lr": 0.2, "exploration_steps": 3_000, **kw}),
+    "linear": lambda cfg, seed, **kw: LinearQ(
+        cfg, seed=seed, **{"gamma": 0.9, "lr": 0.05, "exploration_steps": 3_000, **kw}),
+    "dqn": lambda cfg, seed, **kw: DQN(cfg, seed=seed, **{**_NET, **_DEEP, **kw}),
+    "slateq": lambda cfg, seed, **kw: SlateQ(cfg, seed=seed, **{**_NET, **_DEEP, **kw}),
 }
 NAMES = list(LEARNERS)
 
@@ -180,36 +179,39 @@ def _batch_from(loop: SessionLoop, learner, n_steps: int) -> Transition:
     return captured[-1]
 
 
+def _learned_params(learner) -> dict:
+    """The state without the replay contents (which hold the raw next observations)."""
+    return {k: v for k, v in learner.state_dict().items() if k != "replay"}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_learner_bootstraps_on_truncation_not_termination(name):
     """With ``terminated``, ``next_obs`` must not matter; with ``truncated`` it must."""
     n = 32
+    # deep learners: a replay of exactly one batch, so every sampled row is from that batch
     kw = dict(buffer_size=n, learning_starts=n, batch_size=n) if name in ("dqn", "slateq") else {}
-    make = (lambda: LEARNERS[name](EASY, 0) if not kw else
-            type(LEARNERS[name](EASY, 0))(EASY, seed=0, gamma=0.9, hidden=(32, 32),
-                                          cross_dim=8, **kw))
     loop = SessionLoop(EASY, n_sessions=n, seed=0)
-    base = make()
-    _train(base, EASY, 3, loop=loop)  # non-trivial values (replay now holds only the last)
+    base = LEARNERS[name](EASY, 0, **kw)
+    _train(base, EASY, 3, loop=loop)  # non-trivial values
     if name == "tabular":
         base.q[:] = np.random.default_rng(0).normal(size=base.q.shape)  # nonzero bootstrap
     batch = _batch_from(loop, base, 1)
     other = _batch_from(loop, base, 1).next_obs  # different next observations
-    results = {}
+    ones, zeros = np.ones(n, bool), np.zeros(n, bool)
     for flag in ("terminated", "truncated"):
         outs = []
         for next_obs in (batch.next_obs, other):
-            learner = make()
+            learner = LEARNERS[name](EASY, 0, **kw)
             learner.load_state_dict(base.state_dict())
-            ones, zeros = np.ones(n, bool), np.zeros(n, bool)
-            b = batch._replace(next_obs=next_obs, terminated=ones if flag == "terminated"
-                               else zeros, truncated=zeros if flag == "terminated" else ones)
-            learner.update(b)
-            outs.append(learner.state_dict())
-        results[flag] = outs
-    _assert_same(*results["terminated"])
-    with pytest.raises(AssertionError):
-        _assert_same(*results["truncated"])
+            term = flag == "terminated"
+            learner.update(batch._replace(next_obs=next_obs, terminated=ones if term else zeros,
+                                          truncated=zeros if term else ones))
+            outs.append(_learned_params(learner))
+        if flag == "terminated":
+            _assert_same(*outs)
+        else:
+            with pytest.raises(AssertionError):
+                _assert_same(*outs)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -360,7 +362,7 @@ def test_credited_item_clicked_else_first_slot():
 
 
 def test_session_loop_terminal_and_truncated_observations():
-    records: list[tuple[np.ndarray, Transition]] = []
+    records: list[Transition] = []
 
     class Recorder(RandomSlates):
         def update(self, batch):
@@ -391,10 +393,11 @@ def test_session_loop_terminal_and_truncated_observations():
 
 
 def test_train_and_evaluate_report_session_returns():
-    log = train_on_world(RandomQ := LEARNERS["tabular"](EASY, 0), EASY, total_steps=2_048,
-                         seed=0, n_sessions=32, log_interval=1_024)
+    learner = LEARNERS["tabular"](EASY, 0)
+    log = train_on_world(learner, EASY, total_steps=2_048, seed=0, n_sessions=32,
+                         log_interval=1_024)
     assert log.env_steps == 2_048 and len(log.records) == 2
     assert log.episode_returns.size > 0 and (log.episode_returns >= 0).all()
     assert {"rollout/ep_rew_mean", "time/fps", "train/loss"} <= set(log.records[-1])
-    ev = evaluate_on_world(RandomQ, EASY, seed=0, n_sessions=64)
+    ev = evaluate_on_world(learner, EASY, seed=0, n_sessions=64)
     assert ev["n_episodes"] == 64 and ev["n_unfinished"] == 0
