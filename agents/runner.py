@@ -41,6 +41,7 @@ from agents.base import ActContext, Learner, Transition
 from agents.checkpoint import load_checkpoint, save_checkpoint
 from recsim_env import aec as aec_lib
 from recsim_env.config import EnvConfig
+from recsim_env.items import repeated_mask
 from recsim_env.world import World
 
 log = logging.getLogger(__name__)
@@ -263,7 +264,7 @@ class Runner:
                                             rec_obs)
             act = np.asarray(a.learner.act(obs, None, explore=explore)).reshape(-1)
             k = self.config.slate_size
-            empty = aec_lib.repeated_positions(slates[s])
+            empty = repeated_mask(slates[s])
             pos = np.where(act >= k, -1, act)
             pos = np.where((pos >= 0) & empty[np.arange(rows.size), np.maximum(pos, 0)], -1, pos)
             override[s] = pos

@@ -46,11 +46,14 @@ from pettingzoo import AECEnv
 from recsim_env.config import EnvConfig
 from recsim_env.parallel import (
     ENV_NAME,
+    fill_step_outputs,
+    metrics_line,
     provider_action_space,
     recommender_action_space,
     validate_discrete,
     validate_slate,
 )
+from recsim_env.items import repeated_mask
 from recsim_env.world import World
 
 _PROVIDER, _RECOMMENDER, _USER = 0, 1, 2
@@ -71,16 +74,6 @@ def user_observation_space(config: EnvConfig, item_dim: int) -> spaces.Box:
 def user_action_space(config: EnvConfig) -> spaces.Discrete:
     """``Discrete(slate_size + 1)``: a slate position, or ``slate_size`` for no click."""
     return spaces.Discrete(config.slate_size + 1)
-
-
-def repeated_positions(slates: np.ndarray) -> np.ndarray:
-    """(n, k) bool: True where a slate repeats an earlier position's candidate (shown once, so
-    the later position is empty)."""
-    k = slates.shape[1]
-    out = np.zeros(slates.shape, bool)
-    for j in range(1, k):
-        out[:, j] = (slates[:, :j] == slates[:, j: j + 1]).any(axis=1)
-    return out
 
 
 def user_observations(
@@ -128,7 +121,7 @@ def user_observations(
             cand = lay.split(rec_obs[slots[rows]])[1]
         sl = slates[rows]
         feats = np.take_along_axis(cand, sl[:, :, None], axis=1)  # (r, k, d)
-        empty = repeated_positions(sl)
+        empty = repeated_mask(sl)
         pos[rows, :, :d] = np.where(empty[:, :, None], 0.0, feats)
         pos[rows, :, d] = empty
     return out
@@ -140,7 +133,7 @@ def user_action_mask(slate: np.ndarray | None, slate_size: int) -> np.ndarray:
     if slate is None:
         mask[:slate_size] = 0
     else:
-        mask[:slate_size] = ~repeated_positions(slate[None])[0]
+        mask[:slate_size] = ~repeated_mask(slate[None])[0]
     return mask
 
 
@@ -341,23 +334,7 @@ class RecSimAECEnv(AECEnv):
         self._cycles += 1
         rewards = self.rewards
         infos = self.infos
-        for i, a in enumerate(self.recommenders):
-            rewards[a] = float(res.reward[i])
-            info = {
-                "clicks": int(res.choice[i] >= 0),
-                "watch_time": float(res.watch_time[i]),
-                "impressions": int(res.impressions[i]),
-                "cold_impressions": int(res.cold_impressions[i]),
-                "cold_clicks": int(res.cold_clicks[i]),
-                "user": int(res.session_user[i]),
-            }
-            if res.session_ended[i]:
-                info["session"] = {"length": int(res.session_length[i]),
-                                   "return": float(res.session_return[i])}
-            infos[a] = info
-        for j, a in enumerate(self.providers):
-            rewards[a] = float(res.provider_reward[j])
-            infos[a] = {"published": bool(res.provider_published[j])}
+        fill_step_outputs(res, self.recommenders, self.providers, rewards, infos)
         for a in self.user_agents:
             rewards[a] = 0.0
         for k, c in self._user_choice.items():
@@ -382,12 +359,7 @@ class RecSimAECEnv(AECEnv):
 
     def render(self) -> str | None:
         """Text summary of the run so far (``render_mode="ansi"``)."""
-        if self.render_mode is None:
-            return None
-        m = self.metrics()
-        return (f"t={int(m['steps'])} ctr={m['ctr']:.3f} cold_ctr={m['cold_start_ctr']:.3f} "
-                f"watch/step={m['watch_time']:.2f} sessions={int(m['sessions'])} "
-                f"catalog={int(m['catalog_size'])}")
+        return None if self.render_mode is None else metrics_line(self.metrics())
 
     def close(self) -> None:
         """Nothing to release."""

@@ -73,6 +73,40 @@ def validate_discrete(agent: str, value: Any, space: spaces.Discrete) -> int:
     return v
 
 
+def fill_step_outputs(res, recommenders: list[str], providers: list[str],
+                      rewards: dict[str, float], infos: dict[str, dict]) -> None:
+    """Write recommenders' and providers' rewards and infos of a world step into the dicts.
+
+    Recommender infos: ``clicks``, ``watch_time``, ``impressions``, ``cold_impressions``,
+    ``cold_clicks``, ``user``, and ``session = {"length", "return"}`` on the step a session
+    ends. Provider infos: ``published``.
+    """
+    for i, a in enumerate(recommenders):
+        rewards[a] = float(res.reward[i])
+        info = {
+            "clicks": int(res.choice[i] >= 0),
+            "watch_time": float(res.watch_time[i]),
+            "impressions": int(res.impressions[i]),
+            "cold_impressions": int(res.cold_impressions[i]),
+            "cold_clicks": int(res.cold_clicks[i]),
+            "user": int(res.session_user[i]),
+        }
+        if res.session_ended[i]:
+            info["session"] = {"length": int(res.session_length[i]),
+                               "return": float(res.session_return[i])}
+        infos[a] = info
+    for j, a in enumerate(providers):
+        rewards[a] = float(res.provider_reward[j])
+        infos[a] = {"published": bool(res.provider_published[j])}
+
+
+def metrics_line(m: dict[str, float], prefix: str = "") -> str:
+    """One-line text summary of world metrics (the ``ansi`` render of every face)."""
+    return (f"{prefix}t={int(m['steps'])} ctr={m['ctr']:.3f} cold_ctr={m['cold_start_ctr']:.3f} "
+            f"watch/step={m['watch_time']:.2f} sessions={int(m['sessions'])} "
+            f"catalog={int(m['catalog_size'])}")
+
+
 class RecSimParallelEnv(ParallelEnv):
     """Recommenders and providers acting simultaneously in one batched world.
 
@@ -175,23 +209,7 @@ class RecSimParallelEnv(ParallelEnv):
         obs = self._observations()
         rewards: dict[str, float] = {}
         infos: dict[str, dict] = {}
-        for i, a in enumerate(self.recommenders):
-            rewards[a] = float(res.reward[i])
-            info = {
-                "clicks": int(res.choice[i] >= 0),
-                "watch_time": float(res.watch_time[i]),
-                "impressions": int(res.impressions[i]),
-                "cold_impressions": int(res.cold_impressions[i]),
-                "cold_clicks": int(res.cold_clicks[i]),
-                "user": int(res.session_user[i]),
-            }
-            if res.session_ended[i]:
-                info["session"] = {"length": int(res.session_length[i]),
-                                   "return": float(res.session_return[i])}
-            infos[a] = info
-        for j, a in enumerate(self.providers):
-            rewards[a] = float(res.provider_reward[j])
-            infos[a] = {"published": bool(res.provider_published[j])}
+        fill_step_outputs(res, self.recommenders, self.providers, rewards, infos)
         done = self._cycles >= self.max_cycles
         terminations = dict.fromkeys(self.agents, False)
         truncations = dict.fromkeys(self.agents, done)
@@ -205,12 +223,7 @@ class RecSimParallelEnv(ParallelEnv):
 
     def render(self) -> str | None:
         """Text summary of the run so far (``render_mode="ansi"``)."""
-        if self.render_mode is None:
-            return None
-        m = self.metrics()
-        return (f"t={int(m['steps'])} ctr={m['ctr']:.3f} cold_ctr={m['cold_start_ctr']:.3f} "
-                f"watch/step={m['watch_time']:.2f} sessions={int(m['sessions'])} "
-                f"catalog={int(m['catalog_size'])}")
+        return None if self.render_mode is None else metrics_line(self.metrics())
 
     def close(self) -> None:
         """Nothing to release."""

@@ -57,6 +57,7 @@ from recsim_env.aec import (
 )
 from recsim_env.config import EnvConfig
 from recsim_env.parallel import (
+    metrics_line,
     provider_action_space,
     recommender_action_space,
     validate_discrete,
@@ -287,10 +288,8 @@ class SingleAgentView(gymnasium.Env):
         """Text summary (``render_mode="ansi"``)."""
         if self.render_mode is None:
             return None
-        m = self.metrics()
-        return (f"{self.agent} t={int(m['steps'])} ctr={m['ctr']:.3f} "
-                f"watch/step={m['watch_time']:.2f} sessions={int(m['sessions'])} "
-                f"episode_steps={self._ep_len} episode_return={self._ep_ret:.2f}")
+        return (metrics_line(self.metrics(), prefix=f"{self.agent} ")
+                + f" episode_steps={self._ep_len} episode_return={self._ep_ret:.2f}")
 
     def close(self) -> None:
         """Nothing to release."""

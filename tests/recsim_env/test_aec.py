@@ -11,7 +11,8 @@ import pytest
 from pettingzoo.test import api_test, max_cycles_test, performance_benchmark, seed_test
 
 import recsim_env
-from recsim_env.aec import repeated_positions, user_choice
+from recsim_env.aec import user_choice
+from recsim_env.items import repeated_mask
 from tests.recsim_env.helpers import random_slates
 
 # Cohorts of two users per recommender: user agents 0..3 are in session about half the time.
@@ -149,7 +150,7 @@ def test_user_observation_shows_the_slate_and_own_state():
     np.testing.assert_allclose(obs[T:2 * T], world.sessions.satiation[slot], rtol=1e-6)
     pos = obs[2 * T:].reshape(k, d + 1)
     cand = lay.split(world.recommender_obs())[1][slot]
-    empty = repeated_positions(slate[None])[0]
+    empty = repeated_mask(slate[None])[0]
     for j in range(k):
         assert pos[j, d] == float(empty[j])
         if not empty[j]:
