@@ -44,6 +44,7 @@ from torch import nn
 
 from agents.base import ActContext, Transition
 from agents.replay import (
+    check_obs,
     ReplayBuffer,
     credited_item,
     linear_schedule,
@@ -61,8 +62,11 @@ __all__ = [
     "ItemScorer",
     "SessionLoop",
     "TrainLog",
+    "check_q_hyperparameters",
+    "clone_state_dict",
     "evaluate_on_world",
     "make_linear",
+    "polyak_update",
     "train_on_world",
 ]
 
@@ -180,18 +184,19 @@ class DQN:
         buffer_size: int = 50_000,
         learning_starts: int = 1_000,
         gradient_steps: int = 1,
-        target_update_interval: int = 200,
-        tau: float = 1.0,
+        target_update_interval: int = 1,
+        tau: float = 0.01,
         exploration_initial_eps: float = 1.0,
         exploration_final_eps: float = 0.05,
         exploration_steps: int = 50_000,
         max_grad_norm: float = 10.0,
-        hidden: Sequence[int] = (128, 128),
+        hidden: Sequence[int] = (64, 64),
         cross_dim: int = 32,
         reward_scale: float = 1.0,
         double_q: bool = True,
     ) -> None:
-        _check_common(gamma, lr, batch_size, gradient_steps, target_update_interval, tau)
+        check_q_hyperparameters(gamma, lr, batch_size, gradient_steps, target_update_interval,
+                                tau)
         self.layout = obs_layout(config)
         self.slate_size = config.slate_size
         self.n_candidates = config.n_candidates
@@ -237,6 +242,7 @@ class DQN:
         Returns:
             (n, slate_size) int64.
         """
+        check_obs(obs, self.layout)
         slates = top_k_slates(self.q_values(obs), self.slate_size)
         if explore:
             rand = self.rng.random(obs.shape[0]) < self.exploration_rate
@@ -291,8 +297,8 @@ class DQN:
         """Networks, optimizer, replay contents, counters and generator states."""
         return {
             "kind": "DQN",
-            "q_net": _clone_state(self.q_net.state_dict()),
-            "q_target": _clone_state(self.q_target.state_dict()),
+            "q_net": clone_state_dict(self.q_net.state_dict()),
+            "q_target": clone_state_dict(self.q_target.state_dict()),
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "replay": self.replay.state_dict(),
             "num_timesteps": self.num_timesteps,
@@ -313,8 +319,8 @@ class DQN:
         self.torch_rng.set_state(state["torch_rng"])
 
 
-def _check_common(gamma: float, lr: float, batch_size: int, gradient_steps: int,
-                  target_update_interval: int, tau: float) -> None:
+def check_q_hyperparameters(gamma: float, lr: float, batch_size: int, gradient_steps: int,
+                            target_update_interval: int, tau: float) -> None:
     """Validate the hyperparameters DQN and SlateQ share (``ValueError`` naming the field)."""
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must be in [0, 1], got {gamma}")
@@ -328,7 +334,8 @@ def _check_common(gamma: float, lr: float, batch_size: int, gradient_steps: int,
         raise ValueError(f"tau must be in (0, 1], got {tau}")
 
 
-def _clone_state(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def clone_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached copies of a module's state dict (a snapshot the module cannot change)."""
     return {k: v.detach().clone() for k, v in sd.items()}
 
 

@@ -30,6 +30,7 @@ import torch
 
 from agents.base import ActContext, Transition
 from agents.replay import (
+    check_obs,
     credited_item,
     linear_schedule,
     obs_layout,
@@ -120,6 +121,7 @@ class LinearQ:
         Returns:
             (n, slate_size) int64.
         """
+        check_obs(obs, self.layout)
         slates = top_k_slates(self.q_values(obs), self.slate_size)
         if explore:
             rand = self.rng.random(obs.shape[0]) < self.exploration_rate

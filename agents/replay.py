@@ -26,6 +26,7 @@ from recsim_env.world import ObsLayout
 
 __all__ = [
     "ReplayBuffer",
+    "check_obs",
     "credited_item",
     "from_saveable",
     "linear_schedule",
@@ -45,6 +46,13 @@ def obs_layout(config: EnvConfig) -> ObsLayout:
     nothing until it encodes.
     """
     return ObsLayout.from_config(config)
+
+
+def check_obs(obs: np.ndarray, layout: ObsLayout) -> None:
+    """Raise a ``ValueError`` unless ``obs`` is a (n, layout.size) batch."""
+    shape = np.shape(obs)
+    if len(shape) != 2 or shape[1] != layout.size:
+        raise ValueError(f"obs must have shape (n, {layout.size}) for this config, got {shape}")
 
 
 def credited_item(action: np.ndarray, clicked: np.ndarray) -> np.ndarray:
@@ -186,13 +194,15 @@ class ReplayBuffer:
             obs, action, reward, next_obs = obs[keep], action[keep], reward[keep], next_obs[keep]
             terminated, clicked = terminated[keep], clicked[keep]
             n = self.capacity
-        idx = (self.pos + np.arange(n)) % self.capacity
-        self.obs[idx] = obs
-        self.action[idx] = np.asarray(action).reshape(n, -1)
-        self.reward[idx] = reward
-        self.next_obs[idx] = next_obs
-        self.terminated[idx] = terminated
-        self.clicked[idx] = clicked
+        values = (obs, np.asarray(action).reshape(n, -1), reward, next_obs, terminated, clicked)
+        # at most two contiguous slices (the second when the write wraps around): plain slice
+        # copies are several times faster than fancy-indexed writes of large rows
+        first = min(n, self.capacity - self.pos)
+        for name, v in zip(self._FIELDS, values):
+            buf = getattr(self, name)
+            buf[self.pos: self.pos + first] = v[:first]
+            if first < n:
+                buf[: n - first] = v[first:]
         self.pos = int((self.pos + n) % self.capacity)
         self.size = int(min(self.size + n, self.capacity))
 

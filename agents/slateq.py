@@ -57,8 +57,14 @@ import torch
 from torch import nn
 
 from agents.base import ActContext, Transition
-from agents.dqn import ItemScorer, _check_common, _clone_state, polyak_update
+from agents.dqn import (
+    ItemScorer,
+    check_q_hyperparameters,
+    clone_state_dict,
+    polyak_update,
+)
 from agents.replay import (
+    check_obs,
     ReplayBuffer,
     linear_schedule,
     obs_layout,
@@ -142,18 +148,19 @@ class SlateQ:
         buffer_size: int = 50_000,
         learning_starts: int = 1_000,
         gradient_steps: int = 1,
-        target_update_interval: int = 200,
-        tau: float = 1.0,
+        target_update_interval: int = 1,
+        tau: float = 0.01,
         exploration_initial_eps: float = 1.0,
         exploration_final_eps: float = 0.05,
         exploration_steps: int = 50_000,
         max_grad_norm: float = 10.0,
-        hidden: Sequence[int] = (128, 128),
+        hidden: Sequence[int] = (64, 64),
         cross_dim: int = 32,
         reward_scale: float = 1.0,
         click_loss_weight: float = 1.0,
     ) -> None:
-        _check_common(gamma, lr, batch_size, gradient_steps, target_update_interval, tau)
+        check_q_hyperparameters(gamma, lr, batch_size, gradient_steps, target_update_interval,
+                                tau)
         if utility not in UTILITIES:
             raise ValueError(f"utility must be one of {UTILITIES}, got {utility!r}")
         observable = config.observe_interest and config.content_encoder == "topic"
@@ -269,6 +276,7 @@ class SlateQ:
         Returns:
             (n, slate_size) int64.
         """
+        check_obs(obs, self.layout)
         with torch.no_grad():
             user, cand = self._split(obs)
             qbar, q_null = self.q_net(user, cand)
@@ -319,7 +327,7 @@ class SlateQ:
             target = reward + self.gamma * not_done * v_next
         td_loss = nn.functional.smooth_l1_loss(pred, target)
         loss = td_loss
-        out = {"train/td_loss": 0.0}
+        out: dict[str, float] = {}
         if self.utility == "learned":
             util = self._utility(self.q_net, user, cand)
             p = choice_probabilities_torch(torch.gather(util, 1, action), None, self.config)
@@ -344,8 +352,8 @@ class SlateQ:
         return {
             "kind": "SlateQ",
             "utility": self.utility,
-            "q_net": _clone_state(self.q_net.state_dict()),
-            "q_target": _clone_state(self.q_target.state_dict()),
+            "q_net": clone_state_dict(self.q_net.state_dict()),
+            "q_target": clone_state_dict(self.q_target.state_dict()),
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "replay": self.replay.state_dict(),
             "num_timesteps": self.num_timesteps,

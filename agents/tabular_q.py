@@ -15,7 +15,7 @@ dimension, split by the cold-start flag), so the table ``Q[state, item_class]`` 
 ``content_dim * 2`` columns and transfers to any candidate set, new items included.
 
 Acting: the ``slate_size`` candidates with the highest ``Q[state, class]`` (ties broken at
-random), or, with probability epsilon per row, a uniformly random slate.
+random while exploring), or, with probability epsilon per row, a uniformly random slate.
 
 Learning (textbook one-step Q-learning)::
 
@@ -38,6 +38,7 @@ import torch
 
 from agents.base import ActContext, Transition
 from agents.replay import (
+    check_obs,
     credited_item,
     from_saveable,
     linear_schedule,
@@ -163,12 +164,17 @@ class TabularQ:
 
     def act(self, obs: np.ndarray, context: ActContext | None = None, *,
             explore: bool = True) -> np.ndarray:
-        """Top-``slate_size`` candidates by Q (random ties), epsilon-random slates when exploring.
+        """Top-``slate_size`` candidates by Q; epsilon-random slates when exploring.
+
+        Ties (common early on: every entry starts at ``q_init``) are broken at random while
+        exploring and by the lower index otherwise, so greedy acting draws nothing from the
+        generator (evaluating between updates does not change the training run).
 
         Returns:
             (n, slate_size) int64.
         """
-        slates = top_k_slates(self.q_values(obs), self.slate_size, self.rng)
+        check_obs(obs, self.layout)
+        slates = top_k_slates(self.q_values(obs), self.slate_size, self.rng if explore else None)
         if explore:
             n = obs.shape[0]
             rand = self.rng.random(n) < self.exploration_rate

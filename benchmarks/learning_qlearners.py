@@ -51,7 +51,7 @@ REFERENCES = ("random", "myopic", "best_quality")
 _DEEP_RECSIM = dict(gamma=0.99, lr=1e-3, batch_size=256, buffer_size=50_000,
                     learning_starts=2_000, gradient_steps=2, target_update_interval=1,
                     tau=0.01, exploration_steps=30_000, exploration_final_eps=0.05,
-                    reward_scale=0.1, hidden=(128, 128), cross_dim=32)
+                    reward_scale=0.1, hidden=(64, 64), cross_dim=32)
 _DEEP_CATALOG = {**_DEEP_RECSIM, "gamma": 0.95, "reward_scale": 0.5}
 SPECS: dict[str, dict[str, dict[str, Any]]] = {
     "recsim_ie": {
@@ -72,6 +72,8 @@ SPECS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 SPECS["cold_start"] = SPECS["default"]
+# env steps per training run unless --steps is given (catalog sessions are ~4x shorter)
+DEFAULT_STEPS = {"recsim_ie": 300_000, "default": 100_000, "cold_start": 100_000}
 
 # two-sided 95% Student t quantiles by degrees of freedom
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -197,21 +199,38 @@ def _jsonable(x: Any) -> Any:
 
 def summarize(results: list[dict[str, Any]]) -> str:
     """Markdown table: mean eval return over seeds with 95% CI, per preset and algorithm."""
-    lines = ["| preset | algorithm | seeds | eval return (mean +- 95% CI) | session length | "
-             "train env steps/s |", "|---|---|---|---|---|---|"]
+    lines = ["| preset | algorithm | seeds | env steps | eval return (mean +- 95% CI) | "
+             "minus random, same eval world (paired) | session length | "
+             "train return, last interval | train env steps/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["preset"], r["algo"]), []).append(r)
+    random_by = {(r["preset"], r["seed"]): r["eval_return"] for r in results
+                 if r["algo"] == "random"}
     order = {a: i for i, a in enumerate(REFERENCES + ALGOS)}
     for (preset, algo), rs in sorted(groups.items(), key=lambda kv: (kv[0][0],
                                                                        order.get(kv[0][1], 99))):
         ret = np.array([r["eval_return"] for r in rs])
         length = np.array([r["eval_length"] for r in rs])
-        fps = [r["train_fps"] for r in rs if "train_fps" in r]
-        fps_text = f"{np.mean(fps):,.0f}" if fps else "-"
+        trained = [r for r in rs if "curve" in r]
+        if trained:
+            fps_text = f"{np.mean([r['train_fps'] for r in trained]):,.0f}"
+            steps_text = f"{trained[0]['env_steps']:,}"
+            # the epsilon-greedy training return over the last log interval
+            last = np.array([r["curve"][-1]["rollout/ep_rew_mean"] for r in trained])
+            last_text = f"{last.mean():.1f} +- {ci95(last):.1f}"
+        else:
+            fps_text = steps_text = last_text = "-"
+        # the same eval seed gives the same world for every policy: compare pairwise
+        diff = np.array([r["eval_return"] - random_by[(preset, r["seed"])] for r in rs
+                         if (preset, r["seed"]) in random_by])
+        diff_text = (f"{diff.mean():+.1f} +- {ci95(diff):.1f}"
+                     if diff.size and algo != "random" else "-")
         name = algo + (" (privileged)" if rs[0].get("privileged") else "")
-        lines.append(f"| {preset} | {name} | {len(rs)} | {ret.mean():.1f} +- {ci95(ret):.1f} | "
-                     f"{length.mean():.1f} | {fps_text} |")
+        lines.append(f"| {preset} | {name} | {len(rs)} | {steps_text} | "
+                     f"{ret.mean():.1f} +- {ci95(ret):.1f} | {diff_text} | {length.mean():.1f} | "
+                     f"{last_text} | {fps_text} |")
     return "\n".join(lines)
 
 
@@ -222,14 +241,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     p.add_argument("--references", nargs="*", default=list(REFERENCES), choices=REFERENCES)
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=300_000, help="env steps per training run")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"env steps per training run (default per preset: {DEFAULT_STEPS})")
     p.add_argument("--eval-sessions", type=int, default=512)
     p.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     p.add_argument("--throughput", action="store_true", help="only measure throughput")
     p.add_argument("--quick", action="store_true", help="tiny budgets (smoke test)")
+    p.add_argument("--summarize", type=Path, nargs="+", default=None, metavar="DIR",
+                   help="only rebuild the table from the run JSONs in these folders")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "results/raw/learning_qlearners")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.summarize:
+        runs = [json.loads(f.read_text()) for d in args.summarize for f in sorted(d.glob("*.json"))
+                if f.name != "throughput.json"]
+        print(summarize(runs))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     if args.throughput:
         rows = []
@@ -246,13 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     tasks = []
     for preset in args.presets:
         refs = [r for r in args.references if preset == "recsim_ie" or r == "random"]
-        tasks += [(preset, a, s) for a in args.algos + refs for s in range(args.seeds)]
-    # longest first, so the pool does not end on one long straggler
+        steps = args.steps or DEFAULT_STEPS.get(preset, 300_000)
+        tasks += [(preset, a, s, steps) for a in args.algos + refs for s in range(args.seeds)]
+    # recsim_ie first (the learning target), then longest first within a preset, so the pool
+    # does not end on one long straggler
     cost = {"slateq": 4, "dqn": 3, "linear": 1, "tabular": 1}
-    tasks.sort(key=lambda t: -cost.get(t[1], 0))
+    tasks.sort(key=lambda t: (t[0] != "recsim_ie", -cost.get(t[1], 0)))
     results = []
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futs = {pool.submit(run_one, *t, args.steps, args.eval_sessions): t for t in tasks}
+        futs = {pool.submit(run_one, *t, args.eval_sessions): t for t in tasks}
         for fut in as_completed(futs):
             r = fut.result()
             results.append(r)

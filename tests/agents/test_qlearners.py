@@ -110,6 +110,17 @@ def test_learner_act_valid_slates(name, cfg):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_learner_greedy_act_leaves_state_alone_and_checks_shape(name):
+    learner = LEARNERS[name](EASY, 0)
+    loop = _train(learner, EASY, 10)
+    before = learner.state_dict()
+    learner.act(loop.obs, explore=False)  # evaluating must not perturb the training run
+    _assert_same(before, learner.state_dict())
+    with pytest.raises(ValueError, match="obs must have shape"):
+        learner.act(loop.obs[:, :-1])
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_learner_update_metrics_use_sb3_tags(name):
     learner = LEARNERS[name](EASY, 0)
     info = None
