@@ -317,7 +317,9 @@ _PRESETS: dict[str, dict[str, Any]] = {
         quality_noise=0.3,
         provider_skill_std=0.3,
         quality_bonus=0.5,
-        patience=4.0,
+        # sessions end on budget, not patience, so the time that quality gives back pays off
+        # (with patience 4 every session ended on patience and planning could not win)
+        patience=None,
         retention_strength=3.0,
     ),
 }
