@@ -5,9 +5,10 @@
     python benchmarks/consensus.py --quick --out /tmp/q        # smoke run (seconds)
 
 The world is the ``default`` preset with ``n_recommenders=8`` and heterogeneous cohorts
-(``cohort_topic_skew``, default 1.0: users of cohort ``c`` get +1 on topic ``c`` of their
-initial interest and home, so each recommender's users prefer a different topic and
-personalisation matters). Recommender ``i`` serves cohort ``i`` only.
+(``cohort_topic_skew``, default 1.5: users of cohort ``c`` get +1.5 on topic ``c`` of their
+initial interest and home, clipped to [-1, 1], so each recommender's users prefer a
+different topic and personalisation matters; the preset's own cohorts are identical).
+Recommender ``i`` serves cohort ``i`` only.
 
 Settings (each over ``--seeds`` training seeds, evaluated on held-out world seeds):
 
@@ -23,11 +24,11 @@ Settings (each over ``--seeds`` training seeds, evaluated on held-out world seed
   updates (what ``complete`` with alpha = 1 approximates).
 
 Learners come from :func:`agents.factory.make_learner`: our ``dqn`` (item-wise double DQN)
-and SB3 ``ppo`` (``n_rows=1`` per agent). Our DQN does one gradient step per ``update`` call;
-:class:`TrainEvery` hands it ``train_every`` world steps of transitions at a time (SB3's
-``train_freq``), which keeps the 8 agents' gradient steps within the CPU budget. Consensus
-then runs once per update round (``every=train_every``); for PPO once per rollout
-(``every=n_steps``), right after the 8 models trained.
+and SB3 ``ppo`` (``n_rows=1`` per agent). Our DQN takes one gradient step per ``update``
+call, i.e. per world step; :class:`TrainEvery` can hand it ``train_every`` world steps of
+transitions at a time instead (SB3's ``train_freq``; ``--kwargs '{"dqn": {"train_every": 4}}'``)
+to cut CPU. Consensus runs once per update round (``every=train_every``, default every world
+step); for PPO once per rollout (``every=n_steps``), right after the 8 models trained.
 
 Outputs (``--out``, default ``benchmarks/results/consensus``): ``results.md`` (table: final
 return, env steps to 90% of the best final return, final disagreement, each mean and 95% CI
@@ -101,7 +102,7 @@ class AlgoSpec:
     """Budget and hyperparameters of one algorithm's experiment."""
 
     steps: int
-    eval_every: int
+    eval_fracs: tuple[float, ...]  # evaluation points, as fractions of ``steps``
     eval_steps: int
     eval_seeds: tuple[int, ...]
     disagreement_every: int  # world steps between disagreement samples
@@ -111,6 +112,10 @@ class AlgoSpec:
     head_prefixes: tuple[str, ...] = ()  # personal parameters of "heads personal"
     settings: tuple[Setting, ...] = ()
 
+
+# Evaluation points: every 1/32 of the run for its first quarter (where thresholds are
+# crossed), then every 1/8.
+DENSE_EARLY = tuple(k / 32 for k in range(1, 9)) + tuple(k / 8 for k in range(3, 9))
 
 # Our DQN's ItemScorer: user_in / item_in / user_proj / item_proj / cross_in form the first
 # (feature) layer over [user, candidate, user x candidate]; head.* is the output head.
@@ -130,56 +135,77 @@ def _settings(features: tuple[str, ...], alphas_ring: tuple[float, ...],
     return tuple(out)
 
 
-def algo_spec(algo: str, *, quick: bool = False, steps: int | None = None) -> AlgoSpec:
-    """The experiment's budget and hyperparameters for ``algo`` (``dqn`` or ``ppo``)."""
+# Hyperparameters counted in rows (transitions): the shared learner gets 8x.
+_PER_ROW = {"dqn": ("batch_size", "buffer_size", "learning_starts", "exploration_steps"),
+            "ppo": ("batch_size",)}
+
+
+def algo_spec(algo: str, *, quick: bool = False, steps: int | None = None,
+              overrides: dict[str, Any] | None = None) -> AlgoSpec:
+    """The experiment's budget and hyperparameters for ``algo`` (``dqn`` or ``ppo``).
+
+    ``overrides``: learner kwargs to change (``--kwargs``); those counted in rows are scaled
+    8x for the shared learner; the key ``train_every`` sets :attr:`AlgoSpec.train_every`.
+    """
     if algo == "dqn":
         spec = AlgoSpec(
-            steps=24_000, eval_every=2_400, eval_steps=100, eval_seeds=(10_001, 10_002),
-            disagreement_every=25, train_every=4,
-            kwargs=dict(hidden=(64,), cross_dim=16, lr=1e-3, gamma=0.9, batch_size=64,
-                        buffer_size=5_000, learning_starts=100, exploration_steps=1_000,
+            steps=16_000, eval_fracs=DENSE_EARLY, eval_steps=100, eval_seeds=(10_001, 10_002),
+            disagreement_every=20, train_every=1,
+            kwargs=dict(hidden=(64,), cross_dim=16, lr=3e-3, gamma=0.5, batch_size=64,
+                        buffer_size=5_000, learning_starts=50, exploration_steps=300,
                         exploration_final_eps=0.05, target_update_interval=25),
             shared_kwargs=dict(batch_size=8 * 64, buffer_size=8 * 5_000,
-                               learning_starts=8 * 100, exploration_steps=8 * 1_000),
+                               learning_starts=8 * 50, exploration_steps=8 * 300),
             head_prefixes=("head",),
-            settings=_settings(DQN_FEATURES, (0.5,), (0.1, 0.5), 0.5),
+            settings=_settings(DQN_FEATURES, (0.5,), (0.05, 0.5), 0.5),
         )
         if quick:
-            spec = AlgoSpec(**{**spec.__dict__, "steps": 160, "eval_every": 80,
+            spec = AlgoSpec(**{**spec.__dict__, "steps": 80, "eval_fracs": (1.0,),
                                "eval_steps": 40, "eval_seeds": (10_001,),
                                "disagreement_every": 5,
-                               "kwargs": {**spec.kwargs, "learning_starts": 8,
+                               "kwargs": {**spec.kwargs, "learning_starts": 4,
                                           "exploration_steps": 20},
-                               "shared_kwargs": {**spec.shared_kwargs, "learning_starts": 64,
+                               "shared_kwargs": {**spec.shared_kwargs, "learning_starts": 32,
                                                  "exploration_steps": 160}})
     elif algo == "ppo":
         spec = AlgoSpec(
-            steps=48_000, eval_every=4_800, eval_steps=100, eval_seeds=(10_001, 10_002),
-            disagreement_every=50, train_every=1,
-            kwargs=dict(n_steps=128, batch_size=64, n_epochs=4, learning_rate=3e-4,
-                        gamma=0.9, ent_coef=0.01, policy_kwargs=dict(net_arch=[64, 64])),
-            shared_kwargs=dict(batch_size=8 * 64),
+            steps=16_000, eval_fracs=tuple(k / 8 for k in range(1, 9)), eval_steps=100,
+            eval_seeds=(10_001, 10_002), disagreement_every=32, train_every=1,
+            kwargs=dict(n_steps=64, batch_size=32, n_epochs=4, learning_rate=1e-3,
+                        gamma=0.5, ent_coef=0.01, policy_kwargs=dict(net_arch=[64, 64])),
+            shared_kwargs=dict(batch_size=8 * 32),
             head_prefixes=("action_net", "value_net"),
             settings=_settings(PPO_FEATURES, (0.5,), (0.1, 0.5), 0.5),
         )
         if quick:
-            spec = AlgoSpec(**{**spec.__dict__, "steps": 160, "eval_every": 80,
+            spec = AlgoSpec(**{**spec.__dict__, "steps": 80, "eval_fracs": (1.0,),
                                "eval_steps": 40, "eval_seeds": (10_001,),
                                "disagreement_every": 5,
-                               "kwargs": {**spec.kwargs, "n_steps": 16, "batch_size": 16,
+                               "kwargs": {**spec.kwargs, "n_steps": 8, "batch_size": 8,
                                           "n_epochs": 1},
-                               "shared_kwargs": {"batch_size": 128}})
+                               "shared_kwargs": {"batch_size": 64}})
     else:
         raise ValueError(f"algo must be dqn or ppo, got {algo!r}")
     if quick:  # fewer settings: one of each kind
         spec = AlgoSpec(**{**spec.__dict__, "settings": tuple(
             s for s in spec.settings if s.kind != "consensus" or s.params is not None)})
     if steps is not None:
-        ratio = steps / spec.steps
-        spec = AlgoSpec(**{**spec.__dict__, "steps": int(steps),
-                           "eval_every": _round_up(max(int(spec.eval_every * ratio), N_AGENTS),
-                                                   N_AGENTS)})
+        spec = AlgoSpec(**{**spec.__dict__, "steps": int(steps)})
+    if overrides:
+        over = dict(overrides)
+        train_every = int(over.pop("train_every", spec.train_every))
+        kwargs = {**spec.kwargs, **over}
+        shared = {**spec.shared_kwargs, **{k: N_AGENTS * kwargs[k] for k in _PER_ROW[algo]
+                                           if k in over}}
+        spec = AlgoSpec(**{**spec.__dict__, "kwargs": kwargs, "shared_kwargs": shared,
+                           "train_every": train_every})
     return spec
+
+
+def eval_points(spec: AlgoSpec) -> list[int]:
+    """Env steps at which a run is evaluated (multiples of 8, increasing, ending at steps)."""
+    pts = {_round_up(max(int(f * spec.steps), 1), N_AGENTS) for f in spec.eval_fracs}
+    return sorted(p for p in pts if p <= _round_up(spec.steps, N_AGENTS))
 
 
 def _round_up(x: int, k: int) -> int:
@@ -310,7 +336,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     algo, seed = job["algo"], job["seed"]
     setting = Setting(**job["setting"])
-    spec = algo_spec(algo, quick=job["quick"], steps=job["steps"])
+    spec = algo_spec(algo, quick=job["quick"], steps=job["steps"],
+                     overrides=job.get("overrides"))
     cfg = env_config(job["skew"])
     if setting.kind == "shared":
         learner = _make(algo, cfg, 1000 * seed, spec, shared=True)
@@ -327,8 +354,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         measure = ConsensusWrapper(group, alpha=0.0)  # all parameters, never steps
         probe = _Probe(coupling, measure, spec.disagreement_every)
     run = RunConfig(total_steps=spec.steps, seed=seed, eval_seeds=spec.eval_seeds,
-                    eval_every=spec.eval_every, eval_steps=spec.eval_steps,
-                    log_every=spec.eval_every, checkpoint_every=0, progress=False,
+                    eval_every=0, eval_steps=spec.eval_steps,
+                    log_every=max(spec.steps // 10, 1), checkpoint_every=0, progress=False,
                     algo=algo, scenario="consensus")
     slug = setting.name.replace(" ", "_").replace(",", "").replace("=", "")
     run_dir = Path(job["run_root"]) / algo / slug / f"seed{seed}"
@@ -339,7 +366,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         runner.logger.record("eval/mean_reward", first["mean_reward"])
         runner.logger.dump(0)
         history = [{"step": 0, "mean_reward": first["mean_reward"]}]
-        runner.train()
+        for point in eval_points(spec):  # train() evaluates when it stops
+            runner.train(total_steps=point)
         history += [{"step": int(e["step"]), "mean_reward": float(e["mean_reward"])}
                     for e in runner.eval_history]
     finally:
@@ -489,6 +517,12 @@ def check_target(rows: dict[str, dict[str, Any]], spec: AlgoSpec) -> dict[str, A
             ind["reached"] < len(ind["final"]), "per_setting": out}
 
 
+def paired(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean and 95% CI of the per-seed difference ``a - b`` (same seeds, same eval worlds)."""
+    m, ci = mean_ci(np.asarray(a) - np.asarray(b))
+    return float(m), float(ci)
+
+
 # --------------------------------------------------------------------------- outputs
 def _pm(m: float, ci: float, fmt: str = "{:.1f}") -> str:
     if not np.isfinite(ci):
@@ -522,10 +556,6 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         "otherwise). Recommender i serves cohort i; reward = watch time; return = session "
         "return on held-out world seeds (greedy policies).",
         "",
-        f"Command: `{meta['command']}`  ",
-        f"Wall time: {meta['wall_s']:.0f} s on {meta['workers']} worker(s) "
-        f"({meta['cpu_s']:.0f} s CPU over all runs; {meta['machine']}).",
-        "",
         "Final return = mean of the last two evaluations; steps to 90% = env steps until the "
         "trailing two-evaluation mean first reaches 90% of the best setting's final return "
         "(runs that never do count as their total steps: '>=' marks a lower bound); "
@@ -536,14 +566,17 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
     for algo, block in data["algos"].items():
         s, spec = block["summary"], block["spec"]
         lines += [f"## {algo.upper()}", ""]
+        lines += [f"Command: `{spec.get('command', meta['command'])}`  ",
+                  f"Wall time: {spec['wall_s']:.0f} s on {spec.get('workers', meta['workers'])}"
+                  f" worker(s), {spec['cpu_s']:.0f} s CPU summed over runs "
+                  f"({spec.get('machine', meta['machine'])}).", ""]
         lines += [f"{len(spec['seeds'])} seeds x {spec['steps']:,} env steps "
-                  f"({spec['steps'] // N_AGENTS:,} world steps), evaluation every "
-                  f"{spec['eval_every']:,} env steps on seeds {list(spec['eval_seeds'])} "
+                  f"({spec['steps'] // N_AGENTS:,} world steps), evaluated at 0 and "
+                  f"{spec['eval_points']} env steps on seeds {list(spec['eval_seeds'])} "
                   f"x {spec['eval_steps']} world steps. Learner kwargs: "
-                  f"`{spec['kwargs']}`; shared learner overrides: `{spec['shared_kwargs']}`; "
-                  f"update round every {spec['train_every_effective']} world step(s). "
-                  f"This algorithm's runs: {spec['wall_s']:.0f} s wall, {spec['cpu_s']:.0f} s "
-                  "CPU.", ""]
+                  f"`{json.dumps(spec['kwargs'])}`; shared learner overrides: "
+                  f"`{json.dumps(spec['shared_kwargs'])}`; "
+                  f"update round every {spec['train_every_effective']} world step(s).", ""]
         lines += [f"Best final return: **{s['best']}**; 90% threshold = "
                   f"{s['threshold']:.1f}.", ""]
         lines.append("| " + " | ".join(TABLE_COLUMNS) + " |")
@@ -556,10 +589,14 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
                   f"**{'met' if t['met'] else 'not met'}**."
                   + (" Independent learners did not all reach the threshold, so their "
                      "steps are a lower bound." if t["independent_lower_bound"] else ""), ""]
+        rows = s["rows"]
         for o in t["per_setting"]:
+            final = rows[o["setting"]]["final"]
+            vs_ind = "{:+.1f} ± {:.1f}".format(*paired(final, rows["independent"]["final"]))
+            vs_shared = "{:+.1f} ± {:.1f}".format(*paired(final, rows["shared"]["final"]))
             lines.append(f"- {o['setting']}: steps / independent = "
-                         f"{o['steps_ratio_vs_independent']:.2f}, final - shared = "
-                         f"{o['final_minus_shared']:+.1f} -> "
+                         f"{o['steps_ratio_vs_independent']:.2f}; final - independent = "
+                         f"{vs_ind}, final - shared = {vs_shared} (paired over seeds) -> "
                          f"{'met' if o['met'] else 'not met'}")
         lines.append("")
     lines += ["![curves](curves.png)", "", "![disagreement](disagreement.png)", ""]
@@ -617,12 +654,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=None,
                    help="number of training seeds 0..n-1 (default 5; --quick: 2)")
     p.add_argument("--steps", type=int, default=None,
-                   help="env steps per run (default: per algorithm; scales eval_every)")
+                   help="env steps per run (default: per algorithm)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
-    p.add_argument("--skew", type=float, default=1.0, help="cohort_topic_skew (0: identical)")
+    p.add_argument("--skew", type=float, default=1.5, help="cohort_topic_skew (0: identical)")
     p.add_argument("--settings", default=None,
                    help="comma-separated substrings: run only matching settings (must keep "
                         "'independent' and 'shared')")
+    p.add_argument("--kwargs", default=None,
+                   help='learner kwargs overrides as JSON per algo, e.g. '
+                        '\'{"dqn": {"lr": 0.001, "train_every": 2}}\'')
+    p.add_argument("--report-only", action="store_true",
+                   help="rewrite results.md and the plots from --out/results.json, run nothing")
     p.add_argument("--quick", action="store_true", help="tiny smoke run (seconds)")
     p.add_argument("--out", default=None, help="results folder")
     p.add_argument("--run-root", default=None, help="where run directories go")
@@ -638,6 +680,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     algos = ["dqn", "ppo"] if args.algo == "both" else [args.algo]
     seeds = list(range(args.seeds if args.seeds is not None else (2 if args.quick else 5)))
     json_path = out / "results.json"
+    if args.report_only:
+        data = json.loads(json_path.read_text())
+        write_markdown(out / "results.md", data)
+        plot(out, data)
+        print(f"rewrote {out}/results.md, curves.png, disagreement.png")
+        return data
     data: dict[str, Any] = {"algos": {}}
     if json_path.exists():  # keep the other algorithm's results from an earlier run
         try:
@@ -649,15 +697,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             pass
     t0 = time.perf_counter()
     cpu = 0.0
+    command = "python benchmarks/consensus.py " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     for algo in algos:
-        spec = algo_spec(algo, quick=args.quick, steps=args.steps)
+        overrides = json.loads(args.kwargs).get(algo) if args.kwargs else None
+        spec = algo_spec(algo, quick=args.quick, steps=args.steps, overrides=overrides)
         if args.settings:
             want = [w.strip() for w in args.settings.split(",")]
             spec = AlgoSpec(**{**spec.__dict__, "settings": tuple(
                 s for s in spec.settings if s.kind != "consensus"
                 or any(w in s.name for w in want))})
         jobs = [{"algo": algo, "setting": s.__dict__, "seed": seed, "quick": args.quick,
-                 "steps": args.steps, "skew": args.skew, "run_root": str(run_root)}
+                 "steps": args.steps, "skew": args.skew, "run_root": str(run_root),
+                 "overrides": overrides}
                 for s in spec.settings for seed in seeds]
         print(f"{algo}: {len(spec.settings)} settings x {len(seeds)} seeds = {len(jobs)} runs "
               f"of {spec.steps:,} env steps, {args.workers} worker(s)", flush=True)
@@ -666,10 +719,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cpu += sum(r["cpu_s"] for r in results)
         summary = summarise(results, spec)
         spec_json = {k: v for k, v in spec.__dict__.items() if k != "settings"}
-        spec_json.update(seeds=seeds, settings=[s.__dict__ for s in spec.settings],
+        spec_json.update(seeds=seeds, eval_points=eval_points(spec), settings=[s.__dict__ for s in spec.settings],
                          train_every_effective=(spec.kwargs["n_steps"] if algo == "ppo"
                                                 else spec.train_every),
-                         wall_s=time.perf_counter() - ta,
+                         wall_s=time.perf_counter() - ta, command=command,
+                         workers=args.workers, machine=machine,
                          cpu_s=sum(r["cpu_s"] for r in results))
         data["algos"][algo] = {"spec": spec_json, "summary": summary}
         for row in table_rows(summary, spec.steps):
@@ -677,15 +731,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"  target met: {summary['target']['met']}", flush=True)
     wall = time.perf_counter() - t0
     data["meta"] = {
-        "skew": args.skew, "command": "python benchmarks/consensus.py " + " ".join(
-            shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
-        "wall_s": wall, "cpu_s": cpu, "workers": args.workers,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-                   f"{platform.python_version()}",
+        "skew": args.skew, "command": command,
+        "wall_s": wall, "cpu_s": cpu, "workers": args.workers, "machine": machine,
         "config": env_config(args.skew).to_dict(),
         "algos_in_this_invocation": algos,
     }
-    json_path.write_text(json.dumps(data, indent=1, default=str))
+    text = json.dumps(data, indent=1, default=str)
+    json_path.write_text(text)
+    data = json.loads(text)  # the report reads exactly what --report-only would
     write_markdown(out / "results.md", data)
     plot(out, data)
     print(f"wrote {out}/results.md, results.json, curves.png, disagreement.png "

@@ -1,0 +1,691 @@
+"""The ``recsim-marl`` command line.
+
+Subcommands::
+
+    recsim-marl presets                       # scenarios with a one-line description
+    recsim-marl demo                          # what `make demo` runs
+    recsim-marl train configs/dqn_default.toml --set run.total_steps=50000
+    recsim-marl evaluate runs/<run>/checkpoint.pt --scenario cold_start
+    recsim-marl benchmark --suite quick --workers 2
+    recsim-marl tensorboard --logdir runs     # TensorBoard on 127.0.0.1
+
+Every subcommand takes ``--quiet`` (no progress bar) and ``--json`` (one JSON document on
+stdout, for scripts). Training configs are TOML files (see ``configs/``) with the tables
+``[env]``, ``[learner]``, ``[run]`` and an optional ``[consensus]``; every key is validated and
+an error names it (``run.total_steps: must be an int >= 0, got 'abc'``). ``--set key=value``
+overrides a key by its dotted path (``--set env.n_users=500 --set learner.kwargs.lr=3e-4``).
+"""
+
+from __future__ import annotations
+
+import os
+
+# One BLAS / OpenMP thread: small matrices never gain from more, and with other processes on
+# the cores extra threads spin-wait (NOTES.md, Threads). Set before numpy is imported.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tomllib  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TRAIN_CONFIG_NAME = "train_config.json"
+"""The resolved training config, written into every run directory by ``train``."""
+
+
+class ConfigError(ValueError):
+    """A bad config value or override; the message starts with the dotted key."""
+
+
+# --------------------------------------------------------------------------- config schema
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# [run] keys: name -> (check, expectation). The CLI sets algo, scenario and progress itself.
+_RUN_KEYS: dict[str, tuple[Any, str]] = {
+    "total_steps": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "n_sessions": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "seed": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "eval_seeds": (lambda v: isinstance(v, list) and len(v) >= 1
+                   and all(_is_int(x) and x >= 0 for x in v), "a non-empty list of ints >= 0"),
+    "eval_every": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "eval_steps": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "max_session_steps": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "provider_episode_steps": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "log_every": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "checkpoint_every": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "run_root": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+}
+_CONSENSUS_KEYS: dict[str, tuple[Any, str]] = {
+    "n_learners": (lambda v: _is_int(v) and v >= 2, "an int >= 2"),
+    "alpha": (lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a number >= 0"),
+    "topology": (lambda v: v in ("complete", "ring", "star"),
+                 "one of 'complete', 'ring', 'star'"),
+    "every": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+}
+_SECTIONS = ("env", "learner", "run", "consensus")
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "env": {"preset": "default"},
+    "learner": {"name": "dqn", "kwargs": {}},
+    "run": {"total_steps": 100_000, "n_sessions": 64, "seed": 0, "eval_every": 10_000,
+            "eval_steps": 200, "eval_seeds": [10_001, 10_002], "run_root": "runs"},
+}
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file (``ConfigError`` naming the file on a syntax error)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+
+
+def parse_value(raw: str) -> Any:
+    """A ``--set`` value: a TOML value (``3``, ``1e-3``, ``true``, ``[1, 2]``, ``"x"``), or the
+    raw text when it is not one (so ``--set env.preset=cold_start`` needs no quotes)."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def apply_overrides(config: dict[str, Any], items: list[str]) -> dict[str, Any]:
+    """Apply ``--set section.key=value`` overrides to a copy of ``config``.
+
+    Raises:
+        ConfigError: naming the item or key (no ``=``, unknown section or key).
+    """
+    out = copy.deepcopy(config)
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. run.total_steps=1000), got {item!r}")
+        parts = key.split(".")
+        if parts[0] not in _SECTIONS or len(parts) < 2 or any(p == "" for p in parts):
+            raise ConfigError(f"{key}: unknown key; use <section>.<key> with section one of "
+                              f"{', '.join(_SECTIONS)} (e.g. env.n_users=500)")
+        if parts[0] == "learner" and parts[1] == "kwargs" and len(parts) == 2:
+            raise ConfigError(f"{key}: set one option at a time (learner.kwargs.lr=1e-3)")
+        node = out
+        for p in parts[:-1]:
+            child = node.setdefault(p, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{key}: {p!r} is not a table")
+            node = child
+        node[parts[-1]] = parse_value(raw.strip())
+    return out
+
+
+def _check_keys(section: str, table: Any, known: Any) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{section}: must be a table, got {table!r}")
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{section}.{key}: unknown key; known keys: "
+                              f"{', '.join(sorted(known))}")
+
+
+def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """Check a training config and fill defaults; every error names the dotted key.
+
+    Returns:
+        ``{"env": {...}, "learner": {"name", "kwargs"}, "run": {...}, "consensus": {...}?}``
+        with the env config already built (``"env_config"``, an :class:`EnvConfig`).
+    """
+    from agents.factory import learner_names
+    from recsim_env.config import PRESETS, EnvConfig, make_config
+
+    for key in raw:
+        if key not in _SECTIONS:
+            raise ConfigError(f"{key}: unknown section; known sections: {', '.join(_SECTIONS)}")
+    cfg = {s: copy.deepcopy(raw.get(s, DEFAULT_CONFIG.get(s, {}))) for s in _SECTIONS}
+    # env
+    env = cfg["env"]
+    fields = {f.name: f for f in dataclasses.fields(EnvConfig) if f.name != "extra"}
+    _check_keys("env", env, set(fields) | {"preset"})
+    preset = env.get("preset", "default")
+    if preset not in PRESETS:
+        raise ConfigError(f"env.preset: must be one of {', '.join(PRESETS)}, got {preset!r}")
+    overrides = {k: (tuple(v) if isinstance(v, list) else v) for k, v in env.items()
+                 if k != "preset"}
+    try:
+        env_config = make_config(preset, **overrides)
+    except (ValueError, TypeError) as e:
+        msg = str(e)
+        name = next((k for k in sorted(fields, key=len, reverse=True) if msg.startswith(k)), None)
+        raise ConfigError(f"env.{name}: {msg}" if name else f"env: {msg}") from None
+    # learner
+    learner = cfg["learner"]
+    _check_keys("learner", learner, {"name", "kwargs"})
+    name = learner.setdefault("name", "dqn")
+    if name not in learner_names():
+        raise ConfigError(f"learner.name: must be one of {', '.join(learner_names())}, "
+                          f"got {name!r}")
+    kwargs = learner.setdefault("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"learner.kwargs: must be a table, got {kwargs!r}")
+    # run
+    run = {**DEFAULT_CONFIG["run"], **cfg["run"]}
+    _check_keys("run", cfg["run"], _RUN_KEYS)
+    for key, value in run.items():
+        check, expected = _RUN_KEYS[key]
+        if not check(value):
+            raise ConfigError(f"run.{key}: must be {expected}, got {value!r}")
+    if run["seed"] in run["eval_seeds"]:
+        raise ConfigError(f"run.eval_seeds: must be disjoint from run.seed ({run['seed']}), "
+                          f"got {run['eval_seeds']!r}")
+    out = {"env": env | {"preset": preset}, "learner": learner, "run": run,
+           "env_config": env_config}
+    # consensus
+    if raw.get("consensus") is not None:
+        cons = {"n_learners": 4, "alpha": 0.1, "topology": "ring", "every": 1,
+                **cfg["consensus"]}
+        _check_keys("consensus", cfg["consensus"], _CONSENSUS_KEYS)
+        for key, value in cons.items():
+            check, expected = _CONSENSUS_KEYS[key]
+            if not check(value):
+                raise ConfigError(f"consensus.{key}: must be {expected}, got {value!r}")
+        if run["n_sessions"] % cons["n_learners"]:
+            raise ConfigError(f"consensus.n_learners: must divide run.n_sessions "
+                              f"({run['n_sessions']}), got {cons['n_learners']}")
+        out["consensus"] = cons
+    return out
+
+
+# --------------------------------------------------------------------------- building learners
+def session_config(env_config: Any, n_sessions: int) -> Any:
+    """The config whose world has ``n_sessions`` recommender agents and the same population
+    per session slot as ``World(env_config, n_sessions)`` (for one learner per agent)."""
+    return dataclasses.replace(env_config, n_recommenders=n_sessions,
+                               n_users=env_config.cohort_size * n_sessions)
+
+
+def build_learner(name: str, env_config: Any, *, n_rows: int, seed: int, total_steps: int,
+                  kwargs: dict[str, Any] | None = None) -> Any:
+    """One recommender learner by name; bad options raise ``ConfigError`` naming the key."""
+    from agents.factory import make_learner
+
+    kwargs = dict(kwargs or {})
+    try:
+        return make_learner(name, env_config, n_rows=n_rows, seed=seed, total_steps=total_steps,
+                            **kwargs)
+    except TypeError as e:
+        bad = next((k for k in kwargs if f"'{k}'" in str(e)), None)
+        if bad is not None:
+            raise ConfigError(f"learner.kwargs.{bad}: not an option of {name!r} ({e})") from None
+        raise ConfigError(f"learner.kwargs: {e}") from None
+    except ValueError as e:
+        msg = str(e)
+        bad = next((k for k in kwargs if msg.startswith(k)), None)
+        raise ConfigError(f"learner.kwargs.{bad}: {msg}" if bad else f"learner: {msg}") from None
+
+
+def build_recommenders(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any], Any, list[Any]]:
+    """The runner's pieces for a validated config.
+
+    Returns:
+        ``(world_config, learners_by_agent, consensus, learner_list)``: one shared learner for
+        the role (``{"recommender": learner}``), or with ``[consensus]`` ``n_learners``
+        independent learners over the session slots (slot ``i`` -> learner ``i % n``) coupled
+        by a :class:`agents.consensus.ConsensusWrapper`.
+    """
+    env_config, learner, run = cfg["env_config"], cfg["learner"], cfg["run"]
+    n = run["n_sessions"]
+    cons = cfg.get("consensus")
+    if cons is None:
+        one = build_learner(learner["name"], env_config, n_rows=n, seed=run["seed"],
+                            total_steps=run["total_steps"], kwargs=learner["kwargs"])
+        return env_config, {"recommender": one}, None, [one]
+    from agents.consensus import ConsensusWrapper
+
+    m = cons["n_learners"]
+    group = [build_learner(learner["name"], env_config, n_rows=n // m, seed=run["seed"] * m + j,
+                           total_steps=run["total_steps"], kwargs=learner["kwargs"])
+             for j in range(m)]
+    try:
+        wrapper = ConsensusWrapper(group, alpha=float(cons["alpha"]), topology=cons["topology"],
+                                   every=cons["every"])
+    except ValueError as e:
+        raise ConfigError(f"consensus: {e}") from None
+    mapping = {f"recommender_{i}": group[i % m] for i in range(n)}
+    return session_config(env_config, n), mapping, wrapper, group
+
+
+# --------------------------------------------------------------------------- output helpers
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps(to_json(payload)))
+    elif text:
+        print(text)
+
+
+def to_json(x: Any) -> Any:
+    """Plain JSON data: numpy values as Python ones, NaN and infinities as ``null``."""
+    if isinstance(x, dict):
+        return {str(k): to_json(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_json(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return to_json(x.tolist())
+    if isinstance(x, (np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, Path):
+        return str(x)
+    if x is None or isinstance(x, (bool, int, str)):
+        return x
+    return str(x)
+
+
+def _fmt(mean: float, ci: float) -> str:
+    if not math.isfinite(mean):
+        return "n/a"
+    return f"{mean:.3g}" if not math.isfinite(ci) else f"{mean:.3g} ± {ci:.2g}"
+
+
+# --------------------------------------------------------------------------- presets
+def cmd_presets(args: argparse.Namespace) -> int:
+    """List the scenarios with a one-line description."""
+    from recsim_env.config import PRESET_DESCRIPTIONS, PRESETS
+
+    rows = {p: PRESET_DESCRIPTIONS.get(p, "") for p in PRESETS}
+    width = max(len(p) for p in rows)
+    _emit(args, {"presets": rows}, "\n".join(f"{p:<{width}}  {d}" for p, d in rows.items()))
+    return 0
+
+
+# --------------------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train from a TOML config (plus overrides); prints the run directory."""
+    import torch
+
+    from agents.runner import RunConfig, Runner
+
+    torch.set_num_threads(1)
+    raw = load_toml(args.config) if args.config is not None else copy.deepcopy(DEFAULT_CONFIG)
+    raw = apply_overrides(raw, args.set)
+    cfg = validate_config(raw)
+    world_config, learners, consensus, _ = build_recommenders(cfg)
+    run_kw = dict(cfg["run"])
+    run_kw["eval_seeds"] = tuple(run_kw["eval_seeds"])
+    if consensus is not None:
+        run_kw.pop("n_sessions")  # one agent per slot: n_recommenders == n_sessions
+    algo = cfg["learner"]["name"] + ("_consensus" if consensus is not None else "")
+    try:
+        run = RunConfig(**run_kw, algo=algo, scenario=cfg["env"]["preset"],
+                        progress=not (args.quiet or args.json))
+    except ValueError as e:
+        msg = str(e)
+        key = next((k for k in _RUN_KEYS if msg.startswith(k)), None)
+        raise ConfigError(f"run.{key}: {msg}" if key else f"run: {msg}") from None
+    runner = Runner(world_config, learners, run, consensus=consensus)
+    saved = {k: v for k, v in cfg.items() if k != "env_config"}
+    (runner.run_dir / TRAIN_CONFIG_NAME).write_text(json.dumps(saved, indent=2, sort_keys=True))
+    if args.resume is not None:
+        runner.resume(args.resume)
+    if not args.json:
+        print(f"run directory: {runner.run_dir}", flush=True)
+    out = runner.train()
+    runner.close()
+    ev = out["eval"] or {}
+    payload = {"run_dir": str(runner.run_dir), "steps": out["steps"],
+               "interrupted": out["interrupted"], "eval_mean_reward": ev.get("mean_reward")}
+    text = (f"steps: {out['steps']}  eval mean session return: "
+            f"{ev.get('mean_reward', float('nan')):.2f}\n"
+            f"checkpoint: {runner.run_dir / 'checkpoint.pt'}\n"
+            f"tensorboard --logdir {run.run_root}")
+    _emit(args, payload, text)
+    return 130 if out["interrupted"] else 0
+
+
+# --------------------------------------------------------------------------- evaluate
+def load_trained(checkpoint: str | Path) -> tuple[dict[str, Any], list[Any]]:
+    """The validated training config and the trained learners of a ``train`` checkpoint
+    (``runs/<run>/checkpoint.pt`` or its run directory)."""
+    from agents.checkpoint import load_checkpoint
+
+    path = Path(checkpoint)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    cfg_path = path.parent / TRAIN_CONFIG_NAME
+    if not cfg_path.is_file():
+        raise ConfigError(f"{cfg_path}: missing; evaluate needs a run made by `recsim-marl train`")
+    saved = json.loads(cfg_path.read_text())
+    saved.pop("env_config", None)
+    cfg = validate_config(saved)
+    _, _, _, learners = build_recommenders(cfg)
+    state = load_checkpoint(path)["learners"]
+    names = sorted(state)
+    if len(names) == 1:
+        learners[0].load_state_dict(state[names[0]])
+    else:  # consensus group: recommender_<first slot of each learner>
+        for j, learner in enumerate(learners):
+            learner.load_state_dict(state[f"recommender_{j}"])
+    return cfg, learners
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a trained checkpoint on a scenario with the benchmark's metrics."""
+    import torch
+
+    from agents.metrics import METRIC_KEYS, evaluate_recommender, mean_ci
+    from recsim_env.config import make_config
+
+    torch.set_num_threads(1)
+    cfg, learners = load_trained(args.checkpoint)
+    scenario = args.scenario or cfg["env"]["preset"]
+    env_over = {k: v for k, v in cfg["env"].items() if k != "preset"} if args.scenario is None \
+        else {}
+    env_raw = {"env": {"preset": scenario, **env_over}}
+    env_raw = apply_overrides(env_raw, [s if s.startswith("env.") else f"env.{s}"
+                                        for s in args.set])
+    env_config = validate_config({"env": env_raw["env"]})["env_config"]
+    if not args.json and not args.quiet:
+        print(f"evaluating {args.checkpoint} on {scenario}: {args.seeds} seed(s) x "
+              f"{args.steps} steps x {args.sessions} sessions", file=sys.stderr)
+    from tqdm import tqdm
+
+    per_seed = []
+    for i in tqdm(range(args.seeds), disable=args.quiet or args.json, desc="evaluate"):
+        per_seed.append(evaluate_recommender(
+            learners if len(learners) > 1 else learners[0], env_config, seed=10_000 + i,
+            n_sessions=args.sessions, n_steps=args.steps, warmup_steps=args.warmup))
+    summary = {k: mean_ci([m[k] for m in per_seed]) for k in METRIC_KEYS}
+    payload = {"checkpoint": str(args.checkpoint), "scenario": scenario,
+               "seeds": [10_000 + i for i in range(args.seeds)],
+               "metrics": {k: {"mean": m, "ci95": c} for k, (m, c) in summary.items()},
+               "per_seed": per_seed}
+    lines = [f"| metric | {scenario} (mean ± 95% CI) |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(*summary[k])} |" for k in METRIC_KEYS]
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+def run_demo(*, preset: str = "default", steps: int = 100_000, n_sessions: int = 64,
+             seed: int = 0, eval_seeds: int = 3, eval_steps: int = 300, run_root: str = "runs",
+             quiet: bool = False) -> dict[str, Any]:
+    """Train a DQN with the runner, then evaluate it next to random, most-popular and the
+    myopic oracle on held-out seeds. Returns the table rows and the run directory."""
+    import torch
+
+    from agents.metrics import evaluate_recommender, mean_ci
+    from agents.runner import RunConfig, Runner
+    from recsim_env.config import make_config
+
+    torch.set_num_threads(1)
+    cfg = make_config(preset)
+    from agents.factory import make_learner
+
+    # the benchmark's DQN for the catalog scenarios (benchmarks/suite.py), budget-scaled
+    hp = dict(gamma=0.5, lr=1e-3, batch_size=256, buffer_size=min(50_000, max(steps, 1_000)),
+              learning_starts=min(2_000, max(steps // 10, 1)), gradient_steps=2,
+              target_update_interval=1, tau=0.01,
+              exploration_steps=min(30_000, max(steps // 2, 1)), exploration_final_eps=0.05,
+              reward_scale=0.5, hidden=(64, 64), cross_dim=32)
+    dqn = make_learner("dqn", cfg, seed=seed, **hp)
+    run = RunConfig(total_steps=steps, n_sessions=n_sessions, seed=seed,
+                    eval_seeds=(20_000 + seed,), eval_every=max(steps // 5, n_sessions),
+                    eval_steps=100, run_root=run_root, algo="dqn", scenario=preset,
+                    progress=not quiet, log_every=max(steps // 20, n_sessions))
+    runner = Runner(cfg, {"recommender": dqn}, run)
+    if not quiet:
+        print(f"training dqn on {preset} for {steps} env steps -> {runner.run_dir}",
+              file=sys.stderr)
+    runner.train()
+    runner.close()
+    # Keep the demo's footprint small: the checkpoint holds the whole replay buffer.
+    (runner.run_dir / "checkpoint.pt").unlink(missing_ok=True)
+    policies = {"random": make_learner("random", cfg, seed=seed),
+                "most_popular": make_learner("most_popular", cfg, seed=seed),
+                "myopic_oracle (privileged)": make_learner("myopic_oracle", cfg, seed=seed),
+                "dqn (trained)": dqn}
+    rows = {}
+    keys = ("return", "ctr", "watch_time", "session_length", "cold_start_ctr", "ndcg")
+    from tqdm import tqdm
+
+    for name, policy in tqdm(policies.items(), desc="evaluate", disable=quiet):
+        per_seed = [evaluate_recommender(policy, cfg, seed=10_000 + i, n_sessions=n_sessions,
+                                         n_steps=eval_steps, warmup_steps=50)
+                    for i in range(eval_seeds)]
+        rows[name] = {k: mean_ci([m[k] for m in per_seed]) for k in keys}
+    return {"preset": preset, "steps": steps, "run_dir": str(runner.run_dir), "rows": rows,
+            "keys": keys, "run_root": run_root}
+
+
+def format_demo(result: dict[str, Any]) -> str:
+    """The demo's Markdown table."""
+    keys = result["keys"]
+    lines = [f"\n{result['preset']}: dqn trained for {result['steps']} env steps; "
+             "evaluated on held-out seeds (mean ± 95% CI)\n",
+             "| policy | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, row in result["rows"].items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(*row[k]) for k in keys) + " |")
+    lines.append(f"\nTensorBoard curves: tensorboard --logdir {result['run_root']}  "
+                 f"(or: recsim-marl tensorboard --logdir {result['run_root']})")
+    return "\n".join(lines)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """What ``make demo`` runs."""
+    result = run_demo(preset=args.preset, steps=args.steps, n_sessions=args.sessions,
+                      seed=args.seed, eval_seeds=args.eval_seeds, eval_steps=args.eval_steps,
+                      run_root=args.run_root, quiet=args.quiet or args.json)
+    payload = {**result, "rows": {n: {k: {"mean": m, "ci95": c} for k, (m, c) in r.items()}
+                                  for n, r in result["rows"].items()}}
+    _emit(args, payload, format_demo(result))
+    return 0
+
+
+# --------------------------------------------------------------------------- benchmark
+def _import_suite() -> Any:
+    """``benchmarks.suite`` (the repository's ``benchmarks/`` is not an installed package)."""
+    try:
+        import benchmarks.suite as suite
+    except ImportError:
+        if not (REPO_ROOT / "benchmarks" / "suite.py").is_file():
+            raise
+        sys.path.insert(0, str(REPO_ROOT))
+        import benchmarks.suite as suite
+    return suite
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """Scenarios x policies x seeds; writes results/<suite>/."""
+    import torch
+
+    torch.set_num_threads(1)
+    suite_mod = _import_suite()
+    spec = suite_mod.get_suite(args.suite, tiny=args.tiny, scenarios=args.scenarios,
+                               policies=args.policies, seeds=args.seeds)
+    out_dir = Path(args.out) if args.out else Path("results") / args.suite
+    runs_dir = Path(args.runs_dir) if args.runs_dir else Path("runs") / f"benchmark_{args.suite}"
+    if args.replot:
+        result = suite_mod.replot(spec, out_dir=out_dir, runs_dir=runs_dir)
+    else:
+        result = suite_mod.run_suite(spec, out_dir=out_dir, runs_dir=runs_dir,
+                                     workers=args.workers, progress=not (args.quiet or args.json))
+    payload = {"suite": spec.name, "out_dir": str(out_dir), "runs_dir": str(runs_dir),
+               "files": result["files"], "seconds": result["seconds"],
+               "targets": result["targets"]}
+    text = (f"{spec.name}: {result['n_tasks']} runs in {result['seconds']:.0f} s\n"
+            f"results: {out_dir}/ ({', '.join(sorted(Path(f).name for f in result['files']))})\n"
+            f"tensorboard --logdir {runs_dir}")
+    _emit(args, payload, text)
+    return 0
+
+
+# --------------------------------------------------------------------------- tensorboard
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def start_tensorboard(logdir: str | Path, port: int | None = None, host: str = "127.0.0.1"
+                      ) -> tuple[subprocess.Popen, str]:
+    """Start ``tensorboard --logdir LOGDIR --host 127.0.0.1 --port PORT`` as a subprocess.
+
+    Returns:
+        ``(process, url)``; stop it with ``process.terminate()`` or by its pid.
+    """
+    if port is None:
+        port = 6006 if _port_free(host, 6006) else free_port(host)
+    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", host,
+           "--port", str(port), "--reload_interval", "5"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return proc, f"http://{host}:{port}/"
+
+
+def cmd_tensorboard(args: argparse.Namespace) -> int:
+    """Start TensorBoard on the runs directory, on loopback."""
+    logdir = Path(args.logdir)
+    if not logdir.exists():
+        raise ConfigError(f"--logdir: {str(logdir)!r} does not exist (train something first)")
+    proc, url = start_tensorboard(logdir, args.port)
+    _emit(args, {"url": url, "pid": proc.pid, "logdir": str(logdir)},
+          f"TensorBoard {url} (pid {proc.pid}, logdir {logdir}); stop it with kill {proc.pid}"
+          + ("" if args.detach else " or Ctrl-C"))
+    sys.stdout.flush()
+    if args.detach:
+        return 0
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=10)
+        return 0
+
+
+# --------------------------------------------------------------------------- parser
+def _presets() -> tuple[str, ...]:
+    from recsim_env.config import PRESETS
+
+    return PRESETS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``recsim-marl`` argument parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress bar or chatter")
+    common.add_argument("--json", action="store_true",
+                        help="print one JSON document on stdout (for scripts)")
+    p = argparse.ArgumentParser(prog="recsim-marl", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("presets", parents=[common], help="list scenarios")
+    s.set_defaults(func=cmd_presets)
+
+    s = sub.add_parser("demo", parents=[common],
+                       help="train a DQN for a couple of minutes and compare it to baselines")
+    s.add_argument("--preset", default="default", choices=_presets())
+    s.add_argument("--steps", type=int, default=100_000, help="DQN training env steps")
+    s.add_argument("--sessions", type=int, default=64, help="concurrent sessions")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--eval-seeds", type=int, default=3)
+    s.add_argument("--eval-steps", type=int, default=300)
+    s.add_argument("--run-root", default="runs")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("train", parents=[common], help="train from a TOML config")
+    s.add_argument("config", nargs="?", type=Path, default=None,
+                   help="TOML file (configs/*.toml); default: dqn on the default preset")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key by its dotted path, e.g. run.total_steps=1000 "
+                        "(repeatable)")
+    s.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", parents=[common], help="evaluate a checkpoint on a scenario")
+    s.add_argument("checkpoint", type=Path, help="runs/<run>/checkpoint.pt (or the run dir)")
+    s.add_argument("--scenario", default=None, choices=_presets(),
+                   help="preset (default: the training scenario)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="env override, e.g. env.n_candidates=20")
+    s.add_argument("--seeds", type=int, default=3, help="held-out world seeds 10000, 10001, ...")
+    s.add_argument("--steps", type=int, default=300, help="measured world steps per seed")
+    s.add_argument("--warmup", type=int, default=50, help="unmeasured world steps first")
+    s.add_argument("--sessions", type=int, default=64, help="concurrent sessions")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("benchmark", parents=[common],
+                       help="scenarios x policies x seeds -> results/<suite>/")
+    s.add_argument("--suite", choices=("quick", "full"), default="quick")
+    s.add_argument("--workers", type=int, default=1, help="parallel processes")
+    s.add_argument("--out", default=None, help="output folder (default results/<suite>)")
+    s.add_argument("--runs-dir", default=None,
+                   help="TensorBoard run folder (default runs/benchmark_<suite>)")
+    s.add_argument("--scenarios", nargs="+", default=None, help="subset of scenarios")
+    s.add_argument("--policies", nargs="+", default=None, help="subset of policies")
+    s.add_argument("--seeds", type=int, default=None, help="override the number of seeds")
+    s.add_argument("--tiny", action="store_true",
+                   help="tiny sizes and budgets (tests, smoke runs): seconds, not minutes")
+    s.add_argument("--replot", action="store_true",
+                   help="rewrite the tables and plots from an existing results.json")
+    s.set_defaults(func=cmd_benchmark)
+
+    s = sub.add_parser("tensorboard", parents=[common],
+                       help="start TensorBoard on the runs directory (127.0.0.1)")
+    s.add_argument("--logdir", default="runs")
+    s.add_argument("--port", type=int, default=None, help="default 6006, or a free port")
+    s.add_argument("--detach", action="store_true",
+                   help="print the URL and pid and return, leaving the server running")
+    s.set_defaults(func=cmd_tensorboard)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point (``recsim-marl``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "workers", 1) is not None and getattr(args, "workers", 1) < 1:
+        parser.error("--workers must be >= 1")
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"recsim-marl {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `recsim-marl presets | head -1`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""The ``recsim-marl`` console script: configs, overrides, train/evaluate, demo, TensorBoard."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from agents import cli
+from recsim_env import PRESETS
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "configs" / "dqn_default.toml"
+SCRIPT = Path(sys.executable).with_name("recsim-marl")
+TINY = ["--set", "run.total_steps=256", "--set", "run.n_sessions=8",
+        "--set", "run.eval_every=128", "--set", "run.eval_steps=5",
+        "--set", "learner.kwargs.learning_starts=32", "--set", "learner.kwargs.buffer_size=500",
+        "--set", "learner.kwargs.batch_size=16", "--set", "learner.kwargs.hidden=[16]",
+        "--set", "env.n_items_initial=60", "--set", "env.n_items_max=200"]
+
+
+def run_cli(capsys, *argv):
+    rc = cli.main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_console_script_lists_presets():
+    assert SCRIPT.is_file(), "pip install -e . --no-deps installs the recsim-marl script"
+    out = subprocess.run([str(SCRIPT), "presets", "--json"], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    presets = json.loads(out)["presets"]
+    assert list(presets) == list(PRESETS)
+    assert all(isinstance(d, str) and d for d in presets.values())
+
+
+@pytest.mark.parametrize("toml, key", [
+    ("[run]\ntotal_stpes = 5\n", "run.total_stpes"),
+    ("[run]\ntotal_steps = 'abc'\n", "run.total_steps"),
+    ("[run]\neval_seeds = []\n", "run.eval_seeds"),
+    ("[env]\nn_users = 0\n", "env.n_users"),
+    ("[env]\npreset = 'nope'\n", "env.preset"),
+    ("[env]\nchoice_model = 'bogus'\n", "env.choice_model"),
+    ("[env]\ncolour = 'red'\n", "env.colour"),
+    ("[learner]\nname = 'nope'\n", "learner.name"),
+    ("[learner]\nname = 'dqn'\n[learner.kwargs]\nbogus = 1\n", "learner.kwargs.bogus"),
+    ("[learner]\nname = 'dqn'\n[learner.kwargs]\ngamma = 2.0\n", "learner.kwargs.gamma"),
+    ("[consensus]\ntopology = 'mesh'\n", "consensus.topology"),
+    ("[extra]\nx = 1\n", "extra"),
+    ("[run\n", "invalid TOML"),
+])
+def test_bad_config_names_the_key(tmp_path, capsys, toml, key):
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    rc, out, err = run_cli(capsys, "train", path, "--set", f"run.run_root={tmp_path}")
+    assert rc == 2
+    assert key in err
+    assert not list(tmp_path.glob("*__*"))  # nothing was trained
+
+
+@pytest.mark.parametrize("item, key", [
+    ("run.total_steps", "run.total_steps"),  # no '='
+    ("run.total_steps=abc", "run.total_steps"),
+    ("run.total_steps=-1", "run.total_steps"),
+    ("foo.bar=1", "foo.bar"),
+    ("run.bogus=1", "run.bogus"),
+    ("env.slate_size=50", "env.slate_size"),
+    ("learner.kwargs.nope=3", "learner.kwargs.nope"),
+])
+def test_bad_override_names_the_key(tmp_path, capsys, item, key):
+    rc, out, err = run_cli(capsys, "train", CONFIG, "--set", f"run.run_root={tmp_path}",
+                           "--set", item)
+    assert rc == 2
+    assert key in err
+
+
+def test_overrides_parse_toml_values():
+    cfg = cli.apply_overrides({"run": {}}, ["run.total_steps=1_000", "env.preset=cold_start",
+                                            "learner.kwargs.hidden=[8, 8]",
+                                            "learner.kwargs.lr=3e-4"])
+    assert cfg["run"]["total_steps"] == 1000
+    assert cfg["env"]["preset"] == "cold_start"
+    assert cfg["learner"]["kwargs"] == {"hidden": [8, 8], "lr": 3e-4}
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    cfg = cli.validate_config(cli.load_toml(path))
+    if "buffer_size" in cfg["learner"]["kwargs"]:
+        cfg["learner"]["kwargs"]["buffer_size"] = 1_000  # building is what is tested
+    world_config, learners, consensus, group = cli.build_recommenders(cfg)
+    assert group and (consensus is None) == ("consensus" not in cfg)
+
+
+def test_train_then_evaluate(tmp_path, capsys):
+    rc, out, err = run_cli(capsys, "train", CONFIG, *TINY, "--set", f"run.run_root={tmp_path}",
+                           "--quiet")
+    assert rc == 0, err
+    run_dir = Path(out.splitlines()[0].removeprefix("run directory: "))
+    assert run_dir.parent == tmp_path and (run_dir / "checkpoint.pt").is_file()
+    assert (run_dir / cli.TRAIN_CONFIG_NAME).is_file()
+    assert list(run_dir.glob("events.out.tfevents*"))
+    rc, out, err = run_cli(capsys, "evaluate", run_dir / "checkpoint.pt", "--scenario",
+                           "cold_start", "--seeds", 2, "--steps", 15, "--sessions", 8, "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["scenario"] == "cold_start" and len(doc["per_seed"]) == 2
+    assert 0 < doc["metrics"]["ctr"]["mean"] < 1
+
+
+def test_train_json_prints_the_run_dir(tmp_path, capsys):
+    path = tmp_path / "random.toml"
+    path.write_text('[learner]\nname = "random"\n[run]\ntotal_steps = 256\nn_sessions = 8\n'
+                    'eval_steps = 5\n')
+    rc, out, err = run_cli(capsys, "train", path, "--set", f"run.run_root={tmp_path}", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert Path(doc["run_dir"]).parent == tmp_path and doc["steps"] >= 256
+
+
+def test_demo_smoke(tmp_path, capsys):
+    rc, out, err = run_cli(capsys, "demo", "--steps", 256, "--sessions", 8, "--eval-seeds", 2,
+                           "--eval-steps", 20, "--run-root", tmp_path, "--quiet")
+    assert rc == 0, err
+    for name in ("random", "most_popular", "myopic_oracle", "dqn"):
+        assert name in out
+    assert f"tensorboard --logdir {tmp_path}" in out
+
+
+def _get_json(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - loopback only
+        return json.loads(r.read().decode())
+
+
+def test_tensorboard_serves_the_runs_on_loopback(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    for name in ("default__dqn__0__1", "default__ppo__0__1"):
+        with SummaryWriter(str(tmp_path / name)) as w:
+            for step in range(3):
+                w.add_scalar("rollout/ep_rew_mean", float(step), step)
+    proc = subprocess.run([str(SCRIPT), "tensorboard", "--logdir", str(tmp_path), "--port",
+                           str(cli.free_port()), "--detach", "--json"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    info = json.loads(proc.stdout)
+    assert info["url"].startswith("http://127.0.0.1:")
+    pid = info["pid"]
+    try:
+        tags, deadline = {}, time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                tags = _get_json(info["url"] + "data/plugin/scalars/tags")
+            except OSError:
+                tags = {}
+            if len(tags) == 2:
+                break
+            time.sleep(0.5)
+        assert set(tags) == {"default__dqn__0__1", "default__ppo__0__1"}
+        assert "rollout/ep_rew_mean" in tags["default__dqn__0__1"]
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert not _alive(pid)
+
+
+def _alive(pid):
+    """Running (not gone, not a zombie waiting to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -1,0 +1,126 @@
+"""`recsim-marl benchmark --suite quick` at a tiny size: every output, the expected columns, the
+ordering random < myopic oracle, and TensorBoard curves + hparams rows for training runs."""
+
+import csv
+import json
+import math
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.plugin_event_accumulator import (
+    EventAccumulator as PluginAccumulator,
+)
+
+from agents import cli
+from agents.metrics import METRIC_KEYS
+
+suite = cli._import_suite()
+
+FILES = ["results.csv", "results.json", "results.md", "learning_curves.png",
+         "interest_drift.png"] + [f"bar_{m}.png" for m in suite.HEADLINE]
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    out, runs = root / "results" / "quick", root / "runs"
+    rc = cli.main(["benchmark", "--suite", "quick", "--tiny", "--out", str(out),
+                   "--runs-dir", str(runs), "--workers", "1", "--quiet"])
+    assert rc == 0
+    return out, runs
+
+
+def test_quick_writes_every_output(quick):
+    out, _ = quick
+    for name in FILES:
+        path = out / name
+        assert path.is_file() and path.stat().st_size > 0, name
+    for name in FILES:
+        if name.endswith(".png"):
+            assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quick_csv_has_expected_columns_and_rows(quick):
+    out, _ = quick
+    spec = suite.get_suite("quick", tiny=True)
+    with (out / "results.csv").open() as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames == suite.csv_columns()
+    for m in (*METRIC_KEYS, "gap_closed"):
+        assert f"{m}_mean" in reader.fieldnames and f"{m}_ci95" in reader.fieldnames
+    assert {(r["scenario"], r["policy"]) for r in rows} == {
+        (s, p) for s in spec.scenarios for p in spec.policies}
+    assert not [r for r in rows if r["errors"]], [r["errors"] for r in rows if r["errors"]]
+    assert all(int(r["n_seeds"]) == spec.seeds for r in rows)
+    # every policy kind of the issue is present
+    assert {"random", "myopic_oracle", "long_term_oracle", "dqn", "slateq", "tabular_q",
+            "linear_q", "ppo", "sb3_dqn", "consensus_dqn"} <= {r["policy"] for r in rows}
+
+
+def test_quick_random_below_myopic_oracle_on_default(quick):
+    out, _ = quick
+    with (out / "results.csv").open() as f:
+        rows = {(r["scenario"], r["policy"]): r for r in csv.DictReader(f)}
+    rnd = float(rows[("default", "random")]["return_mean"])
+    myo = float(rows[("default", "myopic_oracle")]["return_mean"])
+    assert math.isfinite(rnd) and rnd < myo
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["targets"]["default"]["random_below_myopic"] is True
+
+
+def test_quick_json_and_markdown(quick):
+    out, _ = quick
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["columns"] == suite.csv_columns()
+    seeds = doc["seeds"]
+    assert not set(seeds["train"]) & (set(seeds["eval"]) | set(seeds["curve"]))
+    learned = [r for r in doc["runs"] if r["kind"] == "learned"]
+    assert learned and all(r["curve"] for r in learned)  # learning curves were recorded
+    md = (out / "results.md").read_text()
+    assert "## default" in md and "## Targets" in md and "**" in md and "±" in md
+
+
+def test_training_runs_write_curves_and_hparams(quick):
+    _, runs = quick
+    run_dirs = sorted(p for p in runs.iterdir() if p.is_dir() and "__dqn__" in p.name)
+    assert run_dirs
+    acc = EventAccumulator(str(run_dirs[0]), size_guidance={"tensors": 0, "scalars": 0})
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    assert {"eval/mean_reward", "rollout/ep_rew_mean", "hparam/return"} <= scalars
+    # one row of the hparams table per run; the table's columns at the root of the runs
+    run = PluginAccumulator(str(run_dirs[0]))
+    run.Reload()
+    assert {"_hparams_/session_start_info", "_hparams_/session_end_info"} <= set(
+        run.PluginTagToContent("hparams"))
+    root = PluginAccumulator(str(runs))
+    root.Reload()
+    assert "_hparams_/experiment" in root.PluginTagToContent("hparams")
+
+
+def test_replot_rewrites_the_outputs_from_results_json(quick, tmp_path):
+    import shutil
+
+    out, runs = quick
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "results.md").unlink()
+    (copy / "bar_return.png").unlink()
+    rc = cli.main(["benchmark", "--suite", "quick", "--tiny", "--replot", "--out", str(copy),
+                   "--runs-dir", str(runs), "--quiet"])
+    assert rc == 0
+    assert (copy / "bar_return.png").is_file() and (copy / "results.md").is_file()
+    with (out / "results.csv").open() as f:
+        before = list(csv.DictReader(f))
+    with (copy / "results.csv").open() as f:
+        after = list(csv.DictReader(f))
+    assert len(before) == len(after)
+    for a, b in zip(before, after):  # results.json keeps 6 significant digits per run
+        for k, v in a.items():
+            if k.endswith("_mean") and v:
+                assert float(b[k]) == pytest.approx(float(v), rel=1e-3, abs=1e-9)
+            elif k.endswith("_ci95") and v:  # a spread of close values: less precise
+                assert float(b[k]) == pytest.approx(float(v), rel=1e-2, abs=1e-6)
+            else:
+                assert b[k] == v
