@@ -3,6 +3,7 @@
     python benchmarks/consensus.py --workers 2                 # DQN then PPO, 5 seeds
     python benchmarks/consensus.py --algo dqn --workers 2      # DQN only
     python benchmarks/consensus.py --quick --out /tmp/q        # smoke run (seconds)
+    python benchmarks/consensus.py --report-only               # redo md + plots from json
 
 The world is the ``default`` preset with ``n_recommenders=8`` and heterogeneous cohorts
 (``cohort_topic_skew``, default 1.5: users of cohort ``c`` get +1.5 on topic ``c`` of their
@@ -310,7 +311,7 @@ def _bench_runner_cls():
     from agents.runner import Runner
 
     class BenchRunner(Runner):
-        """No checkpoints (8 replay buffers: hundreds of MB per run) and no second
+        """No checkpoints (8 replay buffers: ~90 MB per run here) and no second
         evaluation at the same step (the runner evaluates at the end even when the last
         scheduled evaluation fell on the final step)."""
 
@@ -380,6 +381,30 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         "disagreement": [d for _, d in probe.samples],
         "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
     }
+
+
+def reference_returns(skew: float, eval_seeds: tuple[int, ...], eval_steps: int
+                      ) -> dict[str, float]:
+    """Evaluation return of two fixed baselines under the same protocol, for scale."""
+    import tempfile
+
+    import torch
+
+    torch.set_num_threads(1)
+    from agents.factory import make_learner
+    from agents.runner import RunConfig
+
+    cfg = env_config(skew)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, label in (("random", "random"), ("myopic_oracle", "myopic oracle (privileged)")):
+            run = RunConfig(total_steps=0, eval_seeds=tuple(eval_seeds), eval_steps=eval_steps,
+                            progress=False)
+            runner = _bench_runner_cls()(cfg, {"recommender": make_learner(name, cfg)}, run,
+                                         run_dir=Path(tmp) / name)
+            out[label] = float(runner.evaluate()["mean_reward"])
+            runner.close()
+    return out
 
 
 def _init_worker() -> None:
@@ -530,7 +555,7 @@ def _pm(m: float, ci: float, fmt: str = "{:.1f}") -> str:
     return f"{fmt.format(m)} ± {fmt.format(ci)}"
 
 
-def table_rows(summary: dict[str, Any], n_steps: int) -> list[list[str]]:
+def table_rows(summary: dict[str, Any]) -> list[list[str]]:
     """The results table (see :data:`TABLE_COLUMNS`) as strings."""
     out = []
     for name in summary["settings"]:
@@ -578,10 +603,15 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
                   f"`{json.dumps(spec['shared_kwargs'])}`; "
                   f"update round every {spec['train_every_effective']} world step(s).", ""]
         lines += [f"Best final return: **{s['best']}**; 90% threshold = "
-                  f"{s['threshold']:.1f}.", ""]
+                  f"{s['threshold']:.1f}."]
+        ref = block.get("reference")
+        if ref:
+            lines[-1] += " Same evaluation, fixed policies: " + ", ".join(
+                f"{k} {v:.1f}" for k, v in ref.items()) + "."
+        lines.append("")
         lines.append("| " + " | ".join(TABLE_COLUMNS) + " |")
         lines.append("|" + "---|" * len(TABLE_COLUMNS))
-        for row in table_rows(s, spec["steps"]):
+        for row in table_rows(s):
             lines.append("| " + " | ".join(row) + " |")
         t = s["target"]
         lines += ["", f"Target (a consensus setting reaches the threshold in <= half the "
@@ -632,6 +662,9 @@ def plot(out: Path, data: dict[str, Any]) -> None:
             ax.set_xlabel("env steps (all 8 agents)")
             if kind == "curves":
                 ax.axhline(s["threshold"], color="grey", ls=":", lw=1, label="90% of best")
+                for (label, value), ls in zip(data["algos"][algo].get("reference", {}).items(),
+                                              ("--", "-.")):
+                    ax.axhline(value, color="black", ls=ls, lw=0.8, label=label)
                 ax.set_ylabel("mean evaluation return")
                 ax.set_title(f"{algo.upper()}: evaluation return, {n} seeds, 95% CI")
             else:
@@ -682,6 +715,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     json_path = out / "results.json"
     if args.report_only:
         data = json.loads(json_path.read_text())
+        missing = [b for b in data["algos"].values() if "reference" not in b]
+        for block in missing:
+            sp = block["spec"]
+            block["reference"] = reference_returns(data["meta"]["skew"], sp["eval_seeds"],
+                                                   sp["eval_steps"])
+        if missing:
+            json_path.write_text(json.dumps(data, indent=1, default=str))
         write_markdown(out / "results.md", data)
         plot(out, data)
         print(f"rewrote {out}/results.md, curves.png, disagreement.png")
@@ -725,8 +765,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          wall_s=time.perf_counter() - ta, command=command,
                          workers=args.workers, machine=machine,
                          cpu_s=sum(r["cpu_s"] for r in results))
-        data["algos"][algo] = {"spec": spec_json, "summary": summary}
-        for row in table_rows(summary, spec.steps):
+        data["algos"][algo] = {"spec": spec_json, "summary": summary, "reference":
+                               reference_returns(args.skew, spec.eval_seeds, spec.eval_steps)}
+        for row in table_rows(summary):
             print("  " + " | ".join(row))
         print(f"  target met: {summary['target']['met']}", flush=True)
     wall = time.perf_counter() - t0
