@@ -46,6 +46,7 @@ from pettingzoo import AECEnv
 from recsim_env.config import EnvConfig
 from recsim_env.parallel import (
     ENV_NAME,
+    AgentSpaces,
     fill_step_outputs,
     metrics_line,
     provider_action_space,
@@ -156,7 +157,7 @@ def sessions_of_users(world: World, n_user_agents: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- the AEC env
-class RecSimAECEnv(AECEnv):
+class RecSimAECEnv(AgentSpaces, AECEnv):
     """Turn-based env over one batched world: providers, then recommenders, then user agents.
 
     Args:
@@ -214,20 +215,6 @@ class RecSimAECEnv(AECEnv):
         self.truncations: dict[str, bool] = {}
         self.infos: dict[str, dict[str, Any]] = {}
         self._cycles = 0
-
-    # ------------------------------------------------------------------ spaces
-    def observation_space(self, agent: str) -> spaces.Space:
-        """The observation space of ``agent`` (the same object on every call)."""
-        return self._space(self._obs_spaces, agent)
-
-    def action_space(self, agent: str) -> spaces.Space:
-        """The action space of ``agent`` (the same object on every call)."""
-        return self._space(self._act_spaces, agent)
-
-    def _space(self, table: dict[str, spaces.Space], agent: str) -> spaces.Space:
-        if agent not in table:
-            raise ValueError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
-        return table[agent]
 
     # ------------------------------------------------------------------ reset
     def reset(self, seed: int | None = None, options: dict | None = None) -> None:

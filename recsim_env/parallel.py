@@ -107,7 +107,29 @@ def metrics_line(m: dict[str, float], prefix: str = "") -> str:
             f"catalog={int(m['catalog_size'])}")
 
 
-class RecSimParallelEnv(ParallelEnv):
+class AgentSpaces:
+    """Per-agent space lookup shared by the env faces: subclasses fill ``_obs_spaces`` and
+    ``_act_spaces`` (agent id -> space) in ``__init__``, so each call returns the same object."""
+
+    possible_agents: list[str]
+    _obs_spaces: dict[str, spaces.Space]
+    _act_spaces: dict[str, spaces.Space]
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        """The observation space of ``agent`` (the same object on every call)."""
+        return self._space(self._obs_spaces, agent)
+
+    def action_space(self, agent: str) -> spaces.Space:
+        """The action space of ``agent`` (the same object on every call)."""
+        return self._space(self._act_spaces, agent)
+
+    def _space(self, table: dict[str, spaces.Space], agent: str) -> spaces.Space:
+        if agent not in table:
+            raise ValueError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
+        return table[agent]
+
+
+class RecSimParallelEnv(AgentSpaces, ParallelEnv):
     """Recommenders and providers acting simultaneously in one batched world.
 
     Args:
@@ -142,19 +164,6 @@ class RecSimParallelEnv(ParallelEnv):
         self._act_spaces = {a: rec_act for a in self.recommenders} | {a: prov_act for a in self.providers}
         self._seeder = np.random.default_rng()
         self._cycles = 0
-
-    def observation_space(self, agent: str) -> spaces.Space:
-        """The observation space of ``agent`` (the same object on every call)."""
-        return self._space(self._obs_spaces, agent)
-
-    def action_space(self, agent: str) -> spaces.Space:
-        """The action space of ``agent`` (same object on every call)."""
-        return self._space(self._act_spaces, agent)
-
-    def _space(self, table: dict[str, spaces.Space], agent: str) -> spaces.Space:
-        if agent not in table:
-            raise ValueError(f"unknown agent {agent!r}; agents are {self.possible_agents}")
-        return table[agent]
 
     # ------------------------------------------------------------------ API
     def reset(self, seed: int | None = None, options: dict | None = None):
