@@ -149,7 +149,7 @@ def expected_engagement(world: World, slots: np.ndarray) -> Engagement:
         slots: (n,) int64 session slots.
     """
     cfg, S, cand = world.config, world.sessions, world.candidates
-    mix = cand.topic_mix[slots]  # (n, C, T)
+    mix = world.candidate_topic_mix(slots)  # (n, C, T)
     quality = cand.quality[slots]
     affinity = np.einsum("nt,nct->nc", S.interest[slots], mix)
     utility = affinity + cfg.quality_in_choice * quality
@@ -476,7 +476,7 @@ class LongTermOracle(MyopicOracle):
             v0 = v0 - self.patience_weight
         if self.satiation_weight and cfg.satiation:
             sat = np.einsum("nt,nct->nc", world.sessions.satiation[slots],
-                            world.candidates.topic_mix[slots])
+                            world.candidate_topic_mix(slots))
             value = value - self.satiation_weight * sat
         return utility, p_click, value, v0
 

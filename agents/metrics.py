@@ -335,7 +335,8 @@ def evaluate_recommender(policy: Any, config: Any, *, seed: int, n_sessions: int
             sums["ndcg_n"] += int(ok.sum())
             shown = distinct_mask(slates)
             if k > 1:
-                ild = intra_list_diversity(cand.topic_mix[slots[:, None], slates], shown)
+                mix = world.candidate_topic_mix(slots)
+                ild = intra_list_diversity(mix[np.arange(len(slots))[:, None], slates], shown)
                 ok = np.isfinite(ild)
                 sums["diversity"] += float(ild[ok].sum())
                 sums["diversity_n"] += int(ok.sum())

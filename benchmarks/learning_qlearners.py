@@ -120,7 +120,7 @@ class ReferencePolicy:
             cand = world.candidates
             if self.kind == "myopic":
                 score = np.einsum("st,sct->sc", world.sessions.interest[slots],
-                                  cand.topic_mix[slots])
+                                  world.candidate_topic_mix(slots))
             else:
                 score = cand.quality[slots]
         return np.argsort(-score, axis=1, kind="stable")[:, : self.k].astype(np.int64)

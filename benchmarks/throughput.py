@@ -1,12 +1,14 @@
 """Throughput of the world and its faces, in user-steps per second (one process, one thread).
 
-    python benchmarks/throughput.py                  # world + parallel env, recsim_ie + default
+    python benchmarks/throughput.py                  # world, parallel env and the other faces
     python benchmarks/throughput.py --vs-recsim      # also Google's RecSim, in the same run
     python benchmarks/throughput.py --quick          # short runs (smoke test)
 
 One user-step is one slate shown to one user (RecSim's "step"). Random slates of distinct
 candidates are pre-drawn (a pool of 64 batches, reused cyclically) so the figure measures the
-simulator, not the action sampler. Each cell is the median of ``--repeats`` timed runs.
+simulator, not the action sampler (the AEC env, views and VecEnvs of
+``throughput_faces.py`` draw their random actions inside the timed loop, as RecSim does). Each
+cell is the median of ``--repeats`` timed runs.
 Results: a table on stdout and JSON in ``benchmarks/results/throughput.json``.
 """
 
@@ -130,13 +132,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     print(f"  {face:9s} {preset:10s} {n:5d} sessions: {v:14,.0f} user-steps/s",
                           flush=True)
     if not args.skip_faces:
-        try:
-            import throughput_faces
-        except ImportError:
-            throughput_faces = None
-        if throughput_faces is not None and hasattr(throughput_faces, "measure_faces"):
-            rows += throughput_faces.measure_faces(quick=args.quick, seconds=seconds,
+        import throughput_faces
+
+        face_rows = throughput_faces.measure_faces(quick=args.quick, seconds=seconds,
                                                    repeats=repeats)
+        rows += face_rows
+        if not args.json_only:
+            for r in face_rows:
+                print(f"  {r['face']:9s} {r['preset']:10s} {r['sessions']:5d} sessions: "
+                      f"{r['user_steps_per_s']:14,.0f} user-steps/s", flush=True)
     if recsim:
         for r in rows:
             r["x_recsim"] = r["user_steps_per_s"] / recsim["steps_per_second"]
@@ -153,14 +157,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def format_table(result: dict[str, Any]) -> str:
     """Markdown table of the rows."""
     has_ratio = result["recsim"] is not None
-    head = "| face | preset | sessions | user-steps/s |" + (" x RecSim |" if has_ratio else "")
-    sep = "|---|---|---:|---:|" + ("---:|" if has_ratio else "")
+    head = ("| face | preset | sessions | user-steps/s |" + (" x RecSim |" if has_ratio else "")
+            + " x DummyVecEnv |")
+    sep = "|---|---|---:|---:|" + ("---:|" if has_ratio else "") + "---:|"
     lines = [head, sep]
     for r in result["rows"]:
         line = (f"| {r['face']} | {r['preset']} | {r['sessions']} | "
                 f"{r['user_steps_per_s']:,.0f} |")
         if has_ratio:
             line += f" {r['x_recsim']:.1f} |"
+        line += f" {r['x_dummy']:.1f} |" if "x_dummy" in r else " |"
         lines.append(line)
     return "\n".join(lines)
 

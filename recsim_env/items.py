@@ -72,6 +72,11 @@ def _eye(n: int) -> np.ndarray:
     return eye
 
 
+def one_hot(index: np.ndarray, n: int) -> np.ndarray:
+    """``index.shape + (n,)`` float32 one-hot rows."""
+    return _eye(n)[index]
+
+
 def sample_items(
     main_topic: np.ndarray,
     provider: np.ndarray,
@@ -237,6 +242,14 @@ def _strictly_lower(k: int) -> np.ndarray:
 
 def repeated_mask(x: np.ndarray) -> np.ndarray:
     """(s, k) bool: True where ``x[s, j]`` equals an earlier entry ``x[s, i]``, ``i < j``."""
+    k = x.shape[1]
+    if k <= 4:  # few pairs: one vectorised comparison per pair beats the (s, k, k) cube
+        out = np.zeros(x.shape, bool)
+        for j in range(1, k):
+            col = out[:, j]
+            for i in range(j):
+                col |= x[:, j] == x[:, i]
+        return out
     eq = x[:, :, None] == x[:, None, :]
     return (eq & _strictly_lower(x.shape[1])).any(axis=2)
 

@@ -180,3 +180,37 @@ def consume(
         satiation = satiation * cfg.satiation_decay + m
     history = history * cfg.history_decay + m
     return interest, satiation, history
+
+
+def consume_onehot(
+    interest: np.ndarray,
+    satiation: np.ndarray,
+    history: np.ndarray,
+    topic: np.ndarray,
+    clicked: np.ndarray,
+    cfg: EnvConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`consume` for one-hot items (``topic_purity == 1``), touching only the consumed
+    topic of each clicking user. Gives the same numbers and draws the same random stream as
+    ``consume(..., topic_mix=onehot(topic), ...)``.
+
+    Args:
+        topic: (s,) int64 consumed topic (ignored where not clicked).
+        Other arguments as :func:`consume`.
+    """
+    rows = np.flatnonzero(clicked)
+    c = topic[rows]
+    if cfg.endogenous_drift:
+        u = rng.random(size=interest.shape[0])
+        x = interest[rows, c]
+        toward = u[rows] < (x + 1.0) * 0.5
+        step = cfg.interest_step * (1.0 - np.abs(x)) * (1.0 - x)
+        interest = interest.copy()
+        interest[rows, c] = np.clip(x + np.where(toward, step, -step), -1.0, 1.0)
+    if cfg.satiation:
+        satiation = satiation * cfg.satiation_decay
+        satiation[rows, c] += 1.0
+    history = history * cfg.history_decay
+    history[rows, c] += 1.0
+    return interest, satiation, history

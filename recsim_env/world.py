@@ -82,10 +82,12 @@ class ObsLayout:
 class Candidates(NamedTuple):
     """What each session may recommend this step; leading axes (n_sessions, n_candidates).
 
-    ``item_id`` is -1 for fresh (never stored) documents.
+    ``item_id`` is -1 for fresh (never stored) documents; ``topic`` is the main topic (the
+    argmax of ``topic_mix``, which is one-hot at it when ``topic_purity == 1``).
     """
 
     item_id: np.ndarray
+    topic: np.ndarray
     topic_mix: np.ndarray
     quality: np.ndarray
     length: np.ndarray
@@ -209,11 +211,18 @@ class World:
         self._no_publish = _frozen(np.zeros(P, bool))
         self._no_publish_reward = _frozen(np.zeros(P))
         self._no_terminal_obs = _frozen(np.zeros((0, self.layout.size), np.float32))
+        # one-hot mixtures: utilities and consumption touch one topic per item (a gather
+        # instead of an (s, k, n_topics) einsum); identical results to the general path
+        self._onehot_mix = config.topic_purity == 1.0
         self._onehot_content = (config.candidate_source == "fresh" and config.topic_purity == 1.0
                                 and config.content_encoder == "topic"
                                 and config.content_noise_value == 0.0)
         self._fresh_length = _frozen(np.full(n * config.n_candidates, config.item_length))
         c = config.n_candidates
+        # flat offset of candidate j's first content entry in row i of an observation batch
+        self._onehot_offsets = _frozen(np.arange(n)[:, None] * self.layout.size
+                                       + self.layout.user_dim
+                                       + np.arange(c)[None, :] * self.layout.item_dim)
         self._fresh_ids = _frozen(np.full((n, c), -1, np.int64))
         self._minus_ones_sc = _frozen(np.full(n * c, -1, np.int64))
         self._fresh_zeros = _frozen(np.zeros((n, c)))
@@ -370,9 +379,22 @@ class World:
     def _new_candidates(self) -> None:
         """Draw this step's candidates and write their observed features (content, age, log
         impressions, CTR, cold flag) into one (s, c, item_dim) float32 block, which
-        ``recommender_obs`` copies in one pass; ``candidates.content`` is a view into it."""
+        ``recommender_obs`` copies in one pass; ``candidates.content`` is a view into it.
+
+        RecSim's documents (fresh, one-hot, noise-free ``topic`` content) have no block: their
+        content is the one-hot topic, which ``recommender_obs`` scatters straight into the
+        observation, and ``candidates.topic_mix``/``content`` are ``None`` (use
+        :meth:`candidate_topic_mix`)."""
         cfg, s, c = self.config, self.n_sessions, self.config.n_candidates
         d = self.layout.content_dim
+        if self._onehot_content:
+            topics = self.rng_cand.integers(cfg.n_topics, size=s * c)
+            quality = (cfg.topic_quality_array[topics] + cfg.quality_noise
+                       * self.rng_cand.standard_normal(s * c, dtype=np.float32))
+            self._set_fresh_candidates(topics.reshape(s, c), None, quality.reshape(s, c),
+                                       self._fresh_length.reshape(s, c), None)
+            self._cand_block = None
+            return
         block = np.zeros((s, c, self.layout.item_dim), np.float32)
         if self._catalog_mode:
             ids = items_lib.generate_candidates(self.catalog, s, cfg, self.rng_cand)
@@ -385,33 +407,35 @@ class World:
             block[..., d + 2] = clicks / np.maximum(impressions, 1)
             block[..., d + 3] = impressions < cfg.cold_start_impressions
             self.candidates = Candidates(
-                item_id=ids, topic_mix=cat.topic_mix[ids], quality=cat.quality[ids],
-                length=cat.length[ids], provider=cat.provider[ids], content=block[..., :d],
-                age=age, impressions=impressions, clicks=clicks,
+                item_id=ids, topic=cat.main_topic[ids], topic_mix=cat.topic_mix[ids],
+                quality=cat.quality[ids], length=cat.length[ids], provider=cat.provider[ids],
+                content=block[..., :d], age=age, impressions=impressions, clicks=clicks,
             )
         else:  # fresh documents: no history, so the extra features stay zero
             topics = self.rng_cand.integers(cfg.n_topics, size=s * c)
-            if self._onehot_content:
-                # content == topic mixture (one-hot, noise-free): write the ones straight into
-                # the block and let the mixture be a view of it (RecSim's documents)
-                flat = block.reshape(-1)
-                flat[np.arange(s * c) * self.layout.item_dim + topics] = 1.0
-                mix = block[..., :d]
-                quality = (cfg.topic_quality_array[topics] + cfg.quality_noise
-                           * self.rng_cand.standard_normal(s * c, dtype=np.float32))
-                length = self._fresh_length
-            else:
-                new = items_lib.sample_items(topics, self._minus_ones_sc, self.provider_skill,
-                                             cfg, self.encoder, self.rng_cand)
-                block[..., :d] = new.content.reshape(s, c, d)
-                mix, quality, length = new.topic_mix.reshape(s, c, -1), new.quality, new.length
-            self.candidates = Candidates(
-                item_id=self._fresh_ids, topic_mix=mix, quality=quality.reshape(s, c),
-                length=length.reshape(s, c), provider=self._fresh_ids, content=block[..., :d],
-                age=self._fresh_zeros, impressions=self._fresh_zeros_int,
-                clicks=self._fresh_zeros_int,
-            )
+            new = items_lib.sample_items(topics, self._minus_ones_sc, self.provider_skill,
+                                         cfg, self.encoder, self.rng_cand)
+            block[..., :d] = new.content.reshape(s, c, d)
+            self._set_fresh_candidates(topics.reshape(s, c), new.topic_mix.reshape(s, c, -1),
+                                       new.quality.reshape(s, c), new.length.reshape(s, c),
+                                       block[..., :d])
         self._cand_block = block
+
+    def _set_fresh_candidates(self, topic, topic_mix, quality, length, content) -> None:
+        self.candidates = Candidates(
+            item_id=self._fresh_ids, topic=topic, topic_mix=topic_mix, quality=quality,
+            length=length, provider=self._fresh_ids, content=content, age=self._fresh_zeros,
+            impressions=self._fresh_zeros_int, clicks=self._fresh_zeros_int,
+        )
+
+    def candidate_topic_mix(self, slots: np.ndarray | None = None) -> np.ndarray:
+        """(n, n_candidates, n_topics) topic mixtures of the candidates of ``slots`` (all
+        when ``None``), materialised for RecSim's one-hot documents."""
+        cand = self.candidates
+        if cand.topic_mix is not None:
+            return cand.topic_mix if slots is None else cand.topic_mix[slots]
+        topic = cand.topic if slots is None else cand.topic[slots]
+        return items_lib.one_hot(topic, self.config.n_topics)
 
     @property
     def candidate_cold(self) -> np.ndarray:
@@ -433,18 +457,27 @@ class World:
         block = self._cand_block
         if rows is not None:
             S = Sessions(*(a[rows] for a in S))
-            block = block[rows]
+            if block is not None:
+                block = block[rows]
         n = S.user.shape[0]
         T = cfg.n_topics
-        out = np.empty((n, lay.size), np.float32)
-        out[:, :T] = S.history
-        out[:, :T] *= 1.0 - cfg.history_decay
-        out[:, T] = 1.0 - S.budget / cfg.session_budget
-        out[:, T + 1] = S.steps / 100.0
-        out[:, T + 2] = S.clicks / np.maximum(S.steps, 1)
+        # the user part is built in a small contiguous buffer and copied once: column writes
+        # straight into the wide output would each touch a cache line of every row
+        user = np.empty((n, lay.user_dim), np.float32)
+        np.multiply(S.history, 1.0 - cfg.history_decay, out=user[:, :T], casting="same_kind")
+        user[:, T] = 1.0 - S.budget / cfg.session_budget
+        user[:, T + 1] = S.steps / 100.0
+        user[:, T + 2] = S.clicks / np.maximum(S.steps, 1)
         if cfg.observe_interest:
-            out[:, T + 3: 2 * T + 3] = S.interest
-        out[:, lay.user_dim:] = block.reshape(n, -1)
+            user[:, T + 3: 2 * T + 3] = S.interest
+        if block is None:  # one-hot documents: scatter the ones into a zeroed observation
+            out = np.zeros((n, lay.size), np.float32)
+            topic = self.candidates.topic if rows is None else self.candidates.topic[rows]
+            out.reshape(-1)[self._onehot_offsets[:n] + topic] = 1.0
+        else:
+            out = np.empty((n, lay.size), np.float32)
+            out[:, lay.user_dim:] = block.reshape(n, -1)
+        out[:, :lay.user_dim] = user
         return out
 
     def provider_obs(self) -> np.ndarray:
@@ -494,15 +527,21 @@ class World:
         rows = r[:, None]
         # recommend: gather the slate
         shown = ~items_lib.repeated_mask(slates) if k > 1 else self._all_shown
-        mix = cand.topic_mix[rows, slates]  # (s, k, T)
         quality = cand.quality[rows, slates]
         # choose
-        affinity = np.einsum("st,skt->sk", S.interest, mix)
+        if self._onehot_mix:
+            topic = cand.topic[rows, slates]  # (s, k)
+            affinity = np.take_along_axis(S.interest, topic, axis=1)
+        else:
+            mix = self.candidate_topic_mix()[rows, slates]  # (s, k, T)
+            affinity = np.einsum("st,skt->sk", S.interest, mix)
         utility = affinity
         if cfg.quality_in_choice:
             utility = utility + cfg.quality_in_choice * quality
         if cfg.satiation:
-            utility = utility - cfg.satiation_strength * np.einsum("st,skt->sk", S.satiation, mix)
+            sat = (np.take_along_axis(S.satiation, topic, axis=1) if self._onehot_mix
+                   else np.einsum("st,skt->sk", S.satiation, mix))
+            utility = utility - cfg.satiation_strength * sat
         probs = choice_lib.choice_probabilities(utility, shown, cfg)
         pick = choice_lib.sample_choice(probs, self.rng_choice)
         if choice_override is not None:
@@ -511,7 +550,6 @@ class World:
         pos = np.maximum(pick, 0)
         chosen = slates[r, pos]  # candidate index of the clicked (or first) item
         # respond
-        c_mix = mix[r, pos] * clicked[:, None]
         c_util = utility[r, pos] * clicked
         c_quality = quality[r, pos]
         c_len = cand.length[r, chosen]
@@ -520,8 +558,13 @@ class World:
         watch = np.minimum(S.budget, c_len) * clicked
         satisfaction = clicked / (1.0 + np.exp(-c_util))
         # update users (in session): consumption, then one step of exogenous drift
-        interest, satiation, history = users_lib.consume(
-            S.interest, S.satiation, S.history, c_mix, clicked, cfg, self.rng_users)
+        if self._onehot_mix:
+            interest, satiation, history = users_lib.consume_onehot(
+                S.interest, S.satiation, S.history, topic[r, pos], clicked, cfg, self.rng_users)
+        else:
+            interest, satiation, history = users_lib.consume(
+                S.interest, S.satiation, S.history, mix[r, pos] * clicked[:, None], clicked, cfg,
+                self.rng_users)
         anchor = S.anchor
         if cfg.exogenous_drift:
             interest, anchor = users_lib.drift_exogenous(
@@ -621,6 +664,9 @@ class World:
     def _rebuild_block(self) -> None:
         """Recompute the candidate feature block from ``self.candidates`` (after a load)."""
         cand, cfg, d = self.candidates, self.config, self.layout.content_dim
+        if self._onehot_content:
+            self._cand_block = None
+            return
         s, c = cand.item_id.shape
         block = np.zeros((s, c, self.layout.item_dim), np.float32)
         block[..., :d] = cand.content
@@ -629,8 +675,7 @@ class World:
         block[..., d + 2] = cand.clicks / np.maximum(cand.impressions, 1)
         block[..., d + 3] = (cand.item_id >= 0) & (cand.impressions < cfg.cold_start_impressions)
         self._cand_block = block
-        mix = block[..., :d] if self._onehot_content else cand.topic_mix
-        self.candidates = cand._replace(content=block[..., :d], topic_mix=mix)
+        self.candidates = cand._replace(content=block[..., :d])
 
     def item_texts(self, item_ids: np.ndarray) -> list[str]:
         """Descriptions of catalog items (rendered on demand; not on the step path)."""
@@ -659,7 +704,8 @@ class World:
         return {
             "t": int(self.t),
             "arrays": {name: getattr(self, name).copy() for name in self._ARRAYS},
-            "groups": {g: {f: np.array(a) for f, a in v._asdict().items()} for g, v in groups.items()},
+            "groups": {g: {f: np.array(a) for f, a in v._asdict().items() if a is not None}
+                       for g, v in groups.items()},
             "counters": dict(self.counters),
             "rngs": {name: getattr(self, name).bit_generator.state for name in self._RNGS},
         }
@@ -679,7 +725,9 @@ class World:
             setattr(self, name, np.array(state["arrays"][name]))
         self.users = users_lib.UserState(**{k: np.array(v) for k, v in groups["users"].items()})
         self.sessions = Sessions(**{k: np.array(v) for k, v in groups["sessions"].items()})
-        self.candidates = Candidates(**{k: np.array(v) for k, v in groups["candidates"].items()})
+        cand = groups["candidates"]
+        self.candidates = Candidates(**{k: np.array(cand[k]) if k in cand else None
+                                        for k in Candidates._fields})
         self._rebuild_block()
         if "catalog" in groups:
             self.catalog = items_lib.Catalog(**{k: np.array(v) for k, v in groups["catalog"].items()})
