@@ -70,6 +70,8 @@ _RUN_KEYS: dict[str, tuple[Any, str]] = {
     "provider_episode_steps": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
     "log_every": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
     "checkpoint_every": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+    "save_checkpoints": (lambda v: isinstance(v, bool), "true or false"),
+    "eval_at_start": (lambda v: isinstance(v, bool), "true or false"),
     "run_root": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
 }
 _CONSENSUS_KEYS: dict[str, tuple[Any, str]] = {

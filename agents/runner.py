@@ -68,6 +68,10 @@ class RunConfig:
         provider_episode_steps: world steps per provider episode (truncation).
         log_every: env steps between log dumps.
         checkpoint_every: env steps between checkpoints (0: only at the end / on Ctrl-C).
+        save_checkpoints: write checkpoints at all (False for throw-away benchmark runs: a
+            checkpoint holds every replay buffer, hundreds of MB; Ctrl-C then loses the run).
+        eval_at_start: evaluate the untrained policies before the first step (step 0 of the
+            ``eval/*`` curves).
         run_root: directory holding run directories (``runs/``).
         algo: algorithm name for the run directory.
         scenario: scenario name for the run directory.
@@ -85,6 +89,8 @@ class RunConfig:
     provider_episode_steps: int = 1000
     log_every: int = 10_000
     checkpoint_every: int = 0
+    save_checkpoints: bool = True
+    eval_at_start: bool = False
     run_root: str = "runs"
     algo: str = "custom"
     scenario: str = "custom"
@@ -104,6 +110,10 @@ class RunConfig:
             need(getattr(self, name) >= 0, name, ">= 0")
         for name in ("eval_steps", "max_session_steps", "provider_episode_steps", "log_every"):
             need(getattr(self, name) >= 1, name, ">= 1")
+        for name in ("save_checkpoints", "eval_at_start", "progress", "stdout_log"):
+            need(isinstance(getattr(self, name), bool), name, "a bool")
+        need(self.save_checkpoints or self.checkpoint_every == 0, "checkpoint_every",
+             "0 when save_checkpoints is False")
 
 
 @dataclass
@@ -504,6 +514,9 @@ class Runner:
         self._t0, self._t0_steps = time.perf_counter(), self.steps
         last_eval: dict[str, Any] | None = None
         try:
+            if self.run.eval_at_start and self.steps == 0 and not self.eval_history:
+                last_eval = self._eval_and_log()
+                self._dump()
             while self.steps < total and not self._stop:
                 self._step()
                 bar.update(self.world.n_sessions)
@@ -519,15 +532,24 @@ class Runner:
                     self._next_ckpt += self.run.checkpoint_every
             interrupted = self._stop
             if not interrupted:
-                last_eval = self._eval_and_log()
+                if self.eval_history and self.eval_history[-1]["step"] == self.steps:
+                    last_eval = self.eval_history[-1]  # already evaluated at this step
+                else:
+                    last_eval = self._eval_and_log()
             self._dump()
-            self.save()
+            if self.run.save_checkpoints:
+                self.save()
         finally:
             bar.close()
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
         if interrupted:
-            log.warning("interrupted at %d steps; checkpoint saved in %s", self.steps, self.run_dir)
+            if self.run.save_checkpoints:
+                log.warning("interrupted at %d steps; checkpoint saved in %s", self.steps,
+                            self.run_dir)
+            else:
+                log.warning("interrupted at %d steps; save_checkpoints=False, nothing saved",
+                            self.steps)
         return {"steps": self.steps, "run_dir": str(self.run_dir), "eval": last_eval,
                 "interrupted": interrupted}
 

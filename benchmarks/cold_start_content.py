@@ -335,7 +335,7 @@ def train_dqn(cfg: EnvConfig, seed: int, eval_seed: int, budget: Budget) -> tupl
         run = RunConfig(total_steps=budget.dqn_steps, n_sessions=budget.dqn_sessions, seed=seed,
                         eval_seeds=(eval_seed,), eval_steps=1, log_every=10**9,
                         run_root=run_root, algo="dqn", scenario=f"{PRESET}_{cfg.content_encoder}",
-                        progress=False)
+                        progress=False, save_checkpoints=False)
         runner = Runner(cfg, {"recommender": dqn}, run)
         out = runner.train()
         runner.close()

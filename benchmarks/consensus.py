@@ -307,32 +307,13 @@ class _Probe:
 
 
 # --------------------------------------------------------------------------- one run
-def _bench_runner_cls():
-    from agents.runner import Runner
-
-    class BenchRunner(Runner):
-        """No checkpoints (8 replay buffers: ~90 MB per run here) and no second
-        evaluation at the same step (the runner evaluates at the end even when the last
-        scheduled evaluation fell on the final step)."""
-
-        def save(self, path=None):  # noqa: D401 - overrides Runner.save
-            return None
-
-        def _eval_and_log(self) -> dict:
-            if self.eval_history and self.eval_history[-1]["step"] == self.steps:
-                return self.eval_history[-1]
-            return super()._eval_and_log()
-
-    return BenchRunner
-
-
 def run_one(job: dict[str, Any]) -> dict[str, Any]:
     """Train one (algo, setting, seed); returns its evaluation curve and disagreement."""
     import torch
 
     torch.set_num_threads(1)
     from agents.consensus import ConsensusWrapper
-    from agents.runner import RunConfig
+    from agents.runner import RunConfig, Runner
 
     t0, c0 = time.perf_counter(), time.process_time()
     algo, seed = job["algo"], job["seed"]
@@ -356,21 +337,17 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         probe = _Probe(coupling, measure, spec.disagreement_every)
     run = RunConfig(total_steps=spec.steps, seed=seed, eval_seeds=spec.eval_seeds,
                     eval_every=0, eval_steps=spec.eval_steps,
-                    log_every=max(spec.steps // 10, 1), checkpoint_every=0, progress=False,
-                    algo=algo, scenario="consensus")
+                    log_every=max(spec.steps // 10, 1), progress=False, algo=algo,
+                    scenario="consensus", save_checkpoints=False, eval_at_start=True)
     slug = setting.name.replace(" ", "_").replace(",", "").replace("=", "")
     run_dir = Path(job["run_root"]) / algo / slug / f"seed{seed}"
-    runner = _bench_runner_cls()(cfg, learners, run, run_dir=run_dir, consensus=probe)
+    runner = Runner(cfg, learners, run, run_dir=run_dir, consensus=probe)
     try:
         probe.sample(0)
-        first = runner.evaluate()
-        runner.logger.record("eval/mean_reward", first["mean_reward"])
-        runner.logger.dump(0)
-        history = [{"step": 0, "mean_reward": first["mean_reward"]}]
-        for point in eval_points(spec):  # train() evaluates when it stops
+        for point in eval_points(spec):  # train() evaluates at step 0 and when it stops
             runner.train(total_steps=point)
-        history += [{"step": int(e["step"]), "mean_reward": float(e["mean_reward"])}
-                    for e in runner.eval_history]
+        history = [{"step": int(e["step"]), "mean_reward": float(e["mean_reward"])}
+                   for e in runner.eval_history]
     finally:
         runner.close()
     return {
@@ -392,16 +369,16 @@ def reference_returns(skew: float, eval_seeds: tuple[int, ...], eval_steps: int
 
     torch.set_num_threads(1)
     from agents.factory import make_learner
-    from agents.runner import RunConfig
+    from agents.runner import RunConfig, Runner
 
     cfg = env_config(skew)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, label in (("random", "random"), ("myopic_oracle", "myopic oracle (privileged)")):
             run = RunConfig(total_steps=0, eval_seeds=tuple(eval_seeds), eval_steps=eval_steps,
-                            progress=False)
-            runner = _bench_runner_cls()(cfg, {"recommender": make_learner(name, cfg)}, run,
-                                         run_dir=Path(tmp) / name)
+                            progress=False, save_checkpoints=False)
+            runner = Runner(cfg, {"recommender": make_learner(name, cfg)}, run,
+                            run_dir=Path(tmp) / name)
             out[label] = float(runner.evaluate()["mean_reward"])
             runner.close()
     return out

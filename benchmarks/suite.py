@@ -386,19 +386,6 @@ def build_learned(policy: str, scenario: str, cfg: Any, seed: int, steps: int, n
     return cfg, {"recommender": learner}, None, learner, hp
 
 
-def _make_runner_class() -> Any:
-    from agents.runner import Runner
-
-    class BenchRunner(Runner):
-        """A runner that writes no checkpoint: benchmark runs keep curves and hparams only
-        (a checkpoint would hold the whole replay buffer, hundreds of MB per run)."""
-
-        def save(self, path: Any = None) -> Path:  # noqa: D102
-            return self.run_dir
-
-    return BenchRunner
-
-
 def write_hparams(run_dir: Path, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
     """One row of TensorBoard's hparams table in ``run_dir``: the run's hyperparameters and
     its final metrics (``hparam/<metric>``). The experiment's columns are written once per
@@ -466,7 +453,7 @@ def _run_task(spec: Suite, scenario: str, policy: str, seed: int, runs_dir: Path
               ) -> dict[str, Any]:
     from agents.factory import make_learner
     from agents.metrics import evaluate_recommender
-    from agents.runner import RunConfig
+    from agents.runner import RunConfig, Runner
 
     cfg = scenario_config(spec, scenario)
     kind = policy_kind(policy)
@@ -483,8 +470,9 @@ def _run_task(spec: Suite, scenario: str, policy: str, seed: int, runs_dir: Path
                         seed=TRAIN_SEED_OFFSET + seed, eval_seeds=(CURVE_SEED_OFFSET + seed,),
                         eval_every=every, eval_steps=spec.curve_steps(scenario),
                         log_every=max(steps // 20, n), run_root=str(runs_dir), algo=policy,
-                        scenario=scenario, progress=False, max_session_steps=1000)
-        runner = _make_runner_class()(world_cfg, learners, run, consensus=consensus)
+                        scenario=scenario, progress=False, max_session_steps=1000,
+                        save_checkpoints=False)  # a checkpoint holds the replay buffer
+        runner = Runner(world_cfg, learners, run, consensus=consensus)
         t_train = time.perf_counter()
         runner.train()
         train_seconds = time.perf_counter() - t_train

@@ -154,3 +154,37 @@ def test_runner_rejects_bad_mappings(tmp_path):
         Runner(CFG, {"recommender_7": make_baseline("random", CFG, lay)}, run_cfg(tmp_path))
     with pytest.raises(ValueError, match="eval_seeds must be disjoint"):
         RunConfig(seed=10_001)
+
+
+def test_no_checkpoints_eval_at_start_and_one_final_eval(tmp_path):
+    run = run_cfg(tmp_path, total_steps=400, eval_every=200, save_checkpoints=False,
+                  eval_at_start=True)
+    runner = Runner(CFG, learners(), run)
+    out = runner.train()
+    runner.close()
+    assert not (runner.run_dir / CHECKPOINT_NAME).exists()
+    # step 0, then every 200 env steps; the end (400) is evaluated once, not twice
+    assert [e["step"] for e in runner.eval_history] == [0, 200, 400]
+    assert out["eval"] is runner.eval_history[-1]
+    acc = EventAccumulator(str(runner.run_dir))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("eval/mean_reward")] == [0, 200, 400]
+
+
+def test_train_in_stages_evaluates_start_once(tmp_path):
+    runner = Runner(CFG, learners(), run_cfg(tmp_path, eval_every=0, eval_at_start=True,
+                                             save_checkpoints=False))
+    runner.train(total_steps=100)
+    runner.train(total_steps=200)
+    runner.close()
+    assert [e["step"] for e in runner.eval_history] == [0, 100, 200]
+
+
+@pytest.mark.parametrize("kw, field", [
+    ({"save_checkpoints": False, "checkpoint_every": 100}, "checkpoint_every"),
+    ({"save_checkpoints": 0}, "save_checkpoints"),
+    ({"eval_at_start": "yes"}, "eval_at_start"),
+])
+def test_run_config_rejects_bad_checkpoint_and_eval_options(tmp_path, kw, field):
+    with pytest.raises(ValueError, match=field):
+        run_cfg(tmp_path, **kw)
