@@ -389,6 +389,26 @@ def load_trained(checkpoint: str | Path) -> tuple[dict[str, Any], list[Any]]:
     return cfg, learners
 
 
+def _check_compatible(trained: Any, target: Any, scenario: str) -> None:
+    """A checkpoint acts only where observations and slates have the shapes it was trained
+    on: raise a ConfigError naming each difference and the ``--set`` that removes it."""
+    from recsim_env.world import ObsLayout
+
+    diffs = [(name, getattr(trained, name), getattr(target, name))
+             for name in ("slate_size", "n_candidates", "n_topics", "observe_interest")
+             if getattr(trained, name) != getattr(target, name)]
+    size_t, size_s = ObsLayout.from_config(trained).size, ObsLayout.from_config(target).size
+    if not diffs and size_t != size_s:
+        diffs.append(("content_encoder", trained.content_encoder, target.content_encoder))
+    if diffs:
+        what = ", ".join(f"{n}={a!r} (scenario {scenario}: {b!r})" for n, a, b in diffs)
+        fix = " ".join(f"--set env.{n}={str(a).lower() if isinstance(a, bool) else a}"
+                       for n, a, _ in diffs)
+        raise ConfigError(f"the checkpoint was trained with {what}: its observations "
+                          f"({size_t} floats) and slates do not fit this scenario "
+                          f"({size_s} floats); evaluate with {fix}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a trained checkpoint on a scenario with the benchmark's metrics."""
     import torch
@@ -405,6 +425,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     env_raw = apply_overrides(env_raw, [s if s.startswith("env.") else f"env.{s}"
                                         for s in args.set])
     env_config = validate_config({"env": env_raw["env"]})["env_config"]
+    _check_compatible(cfg["env_config"], env_config, scenario)
     if not args.json and not args.quiet:
         print(f"evaluating {args.checkpoint} on {scenario}: {args.seeds} seed(s) x "
               f"{args.steps} steps x {args.sessions} sessions", file=sys.stderr)

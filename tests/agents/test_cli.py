@@ -107,6 +107,11 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert list(run_dir.glob("events.out.tfevents*"))
     rc, out, err = run_cli(capsys, "evaluate", run_dir / "checkpoint.pt", "--scenario",
                            "cold_start", "--seeds", 2, "--steps", 15, "--sessions", 8, "--json")
+    assert rc != 0 and "slate_size=3 (scenario cold_start: 1)" in err
+    assert "--set env.slate_size=3" in err
+    rc, out, err = run_cli(capsys, "evaluate", run_dir / "checkpoint.pt", "--scenario",
+                           "cold_start", "--seeds", 2, "--steps", 15, "--sessions", 8, "--json",
+                           "--set", "env.slate_size=3")
     assert rc == 0, err
     doc = json.loads(out)
     assert doc["scenario"] == "cold_start" and len(doc["per_seed"]) == 2
