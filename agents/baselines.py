@@ -949,11 +949,94 @@ class ContentSimilarity(_Baseline):
         return {"train/profile_updates": float(rows.size)}
 
 
+class ProjectedContentSimilarity(ContentSimilarity):
+    """Content similarity in the observation's topic space, for every encoder.
+
+    Raw cosine similarity in a text encoder's space is dominated by what every description
+    shares (templates, quality words); mapping content into topic space first lets the same
+    user model serve every encoder (``benchmarks/results/cold_start``).
+
+    The observed user summary holds ``(1 - history_decay) * history``, and a click adds the
+    clicked item's topic mixture ``m`` to ``history``. So for a clicked row ``m = (h' -
+    decay * h) / (1 - decay)`` exactly, from the observation before (``h``) and after (``h'``).
+    A ridge regression ``M = (l2 I + sum c c^T)^-1 sum c m^T`` of those mixtures on the clicked
+    items' content ``c`` maps any content into topic space; it is refitted every ``refresh``
+    updates. The score of a candidate is ``cos(h, c M)``: the stock ``history`` profile, now
+    usable with text encoders. Until the first fit (and with the ``none`` encoder, whose
+    content is zero) every score ties: random slates, as the stock recommender.
+
+    Args:
+        l2: ridge penalty.
+        refresh: updates between refits of ``M``.
+    """
+
+    name = "content_projected"
+    _arrays = ("A", "B", "M")
+    _numbers = ("_n_updates", "_fitted")
+
+    def __init__(self, env_config: EnvConfig, layout: ObsLayout, *, seed: int = 0,
+                 l2: float = 1.0, refresh: int = 25) -> None:
+        _check(l2 > 0, "l2", l2, "> 0")
+        _check(isinstance(refresh, (int, np.integer)) and refresh >= 1, "refresh", refresh,
+               "an int >= 1")
+        # "learned" only skips the parent's topic-space check: scores and updates are our own
+        super().__init__(env_config, layout, seed=seed, profile="learned")
+        d, n_topics = layout.content_dim, layout.n_topics
+        self.A = l2 * np.eye(d)
+        self.B = np.zeros((d, n_topics))
+        self.refresh = int(refresh)
+        self.history_decay = env_config.history_decay
+        self._n_updates = 0
+        self._fitted = False  # M is (content_dim, n_topics); meaningful once fitted
+        self.M = np.zeros((d, n_topics))
+
+    def topic_view(self, cand: np.ndarray) -> np.ndarray | None:
+        """(n, C, item_dim) candidates -> (n, C, n_topics) content mapped into topic space
+        (``None`` before the first fit)."""
+        if not self._fitted:
+            return None
+        return cand[..., : self.layout.content_dim].astype(np.float64) @ self.M
+
+    def _user(self, user: np.ndarray, context: ActContext | None) -> np.ndarray:
+        return user[:, : self.layout.n_topics].astype(np.float64)
+
+    def _scores(self, user, cand, context, explore):
+        pred = self.topic_view(cand)
+        if pred is None:
+            return np.zeros(cand.shape[:2])
+        prof = self._user(user, context)
+        num = np.einsum("nt,nct->nc", prof, pred)
+        den = np.linalg.norm(prof, axis=1)[:, None] * np.linalg.norm(pred, axis=2)
+        return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+    def update(self, batch: Transition) -> dict[str, float]:
+        """Add the clicked items' (content, topic mixture) pairs to the ridge statistics."""
+        obs = np.asarray(batch.obs)
+        n, n_topics = obs.shape[0], self.layout.n_topics
+        slates = _as_slates(batch.action, n)
+        clicked = np.asarray(batch.clicked).reshape(n)
+        rows = np.flatnonzero(clicked >= 0)
+        if rows.size:
+            _, cand = self.layout.split(obs[rows])
+            c = cand[np.arange(rows.size), slates[rows, clicked[rows]],
+                     : self.layout.content_dim].astype(np.float64)
+            h0 = obs[rows, :n_topics].astype(np.float64)
+            h1 = np.asarray(batch.next_obs)[rows, :n_topics].astype(np.float64)
+            mix = (h1 - self.history_decay * h0) / (1.0 - self.history_decay)
+            self.A += c.T @ c
+            self.B += c.T @ mix
+        self._n_updates += 1
+        if rows.size and (not self._fitted or self._n_updates % self.refresh == 0):
+            self.M = np.linalg.solve(self.A, self.B)
+            self._fitted = True
+        return {"train/profile_updates": float(rows.size)}
+
+
 # --------------------------------------------------------------------------- registry
 BASELINES: dict[str, type] = {
     cls.name: cls
     for cls in (RandomPolicy, MostPopular, MyopicOracle, LongTermOracle, EpsilonGreedy, UCB1,
-                ThompsonSampling, LinUCB, OnlineMF, ContentSimilarity)
+                ThompsonSampling, LinUCB, OnlineMF, ContentSimilarity, ProjectedContentSimilarity)
 }
 """Baseline classes by name."""
 

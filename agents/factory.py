@@ -4,7 +4,7 @@ Names:
 
 * baselines (recommenders): ``random``, ``most_popular``, ``myopic_oracle``,
   ``long_term_oracle``, ``epsilon_greedy``, ``ucb1``, ``thompson``, ``linucb``, ``online_mf``,
-  ``content_similarity`` (see :mod:`agents.baselines`);
+  ``content_similarity``, ``content_projected`` (see :mod:`agents.baselines`);
 * our Q-learners (recommenders): ``tabular_q``, ``linear_q``, ``dqn``, ``slateq``;
 * Stable-Baselines3 (any role): ``ppo``, ``a2c``, ``sb3_dqn`` (``Discrete`` actions only:
   slate size 1, providers, users).

@@ -7,10 +7,10 @@ privileged noisy topic mixture, ``none`` = no content) is crossed with these rec
   ``learned`` profile for every encoder (a per-user decayed sum of the content of the items
   the user clicked, keyed by user id), so the encoders are compared under one user model. It
   learns online on the evaluation world.
-* ``content_projected``: a prototype defined here (proposed for ``agents/baselines.py``): the
-  same cosine similarity, but with one user model for every encoder (the observed history, in
-  topic space) and items mapped into topic space by a ridge regression learned online from the
-  observation alone (:class:`ProjectedContentSimilarity`).
+* ``content_projected``: :class:`agents.baselines.ProjectedContentSimilarity`, the same cosine
+  similarity, but with one user model for every encoder (the observed history, in topic
+  space) and items mapped into topic space by a ridge regression learned online from the
+  observation alone.
 * ``linucb``: the stock LinUCB on ``content x history`` features, online; only where its ridge
   dimension stays small (``topic``, ``none``): with 64 or 384 content dims it is 706 or 4,226
   and costs >100 ms per step.
@@ -82,7 +82,7 @@ import torch  # noqa: E402
 
 import recsim_env.world as world_mod  # noqa: E402
 from agents.base import ActContext, Transition  # noqa: E402
-from agents.baselines import ContentSimilarity, _as_slates  # noqa: E402
+from agents.baselines import ContentSimilarity, ProjectedContentSimilarity  # noqa: E402
 from agents.factory import make_learner  # noqa: E402
 from agents.runner import RunConfig, Runner  # noqa: E402
 from recsim_env.config import EnvConfig, make_config  # noqa: E402
@@ -139,80 +139,6 @@ QUICK = Budget(seeds=2, eval_steps=30, dqn_steps=480, dqn_sessions=16, dqn_batch
 
 
 # ------------------------------------------------------------------------- recommenders
-class ProjectedContentSimilarity(ContentSimilarity):
-    """Prototype: content similarity in the observation's topic space, for every encoder.
-
-    The observed user summary holds ``(1 - history_decay) * history``, and a click adds the
-    clicked item's topic mixture ``m`` to ``history``. So for a clicked row ``m = (h' -
-    decay * h) / (1 - decay)`` exactly, from the observation before (``h``) and after (``h'``).
-    A ridge regression ``M = (l2 I + sum c c^T)^-1 sum c m^T`` of those mixtures on the clicked
-    items' content ``c`` maps any content into topic space; it is refitted every ``refresh``
-    updates. The score of a candidate is ``cos(h, c M)``: the stock ``history`` profile, now
-    usable with text encoders. Until the first fit (and with the ``none`` encoder, whose
-    content is zero) every score ties: random slates, as the stock recommender.
-
-    Args:
-        l2: ridge penalty.
-        refresh: updates between refits of ``M``.
-    """
-
-    name = "content_projected"
-    _arrays = ("profiles", "A", "B")
-
-    def __init__(self, env_config: EnvConfig, layout: Any, *, seed: int = 0, l2: float = 1.0,
-                 refresh: int = 25) -> None:
-        super().__init__(env_config, layout, seed=seed, profile="learned")
-        d, n_topics = layout.content_dim, layout.n_topics
-        self.A = l2 * np.eye(d)
-        self.B = np.zeros((d, n_topics))
-        self.refresh = int(refresh)
-        self.history_decay = env_config.history_decay
-        self._n_updates = 0
-        self.M: np.ndarray | None = None
-
-    def _after_load(self) -> None:
-        self.M = np.linalg.solve(self.A, self.B) if self.B.any() else None
-
-    def topic_view(self, cand: np.ndarray) -> np.ndarray | None:
-        """(n, C, item_dim) candidates -> (n, C, n_topics) content mapped into topic space."""
-        if self.M is None:
-            return None
-        return cand[..., : self.layout.content_dim].astype(np.float64) @ self.M
-
-    def _user(self, user: np.ndarray, context: ActContext | None) -> np.ndarray:
-        return user[:, : self.layout.n_topics].astype(np.float64)
-
-    def _scores(self, user, cand, context, explore):
-        pred = self.topic_view(cand)
-        if pred is None:
-            return np.zeros(cand.shape[:2])
-        prof = self._user(user, context)
-        num = np.einsum("nt,nct->nc", prof, pred)
-        den = np.linalg.norm(prof, axis=1)[:, None] * np.linalg.norm(pred, axis=2)
-        return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-
-    def update(self, batch: Transition) -> dict[str, float]:
-        """Add the clicked items' (content, topic mixture) pairs to the ridge statistics."""
-        obs = np.asarray(batch.obs)
-        n, n_topics = obs.shape[0], self.layout.n_topics
-        slates = _as_slates(batch.action, n)
-        clicked = np.asarray(batch.clicked).reshape(n)
-        rows = np.flatnonzero(clicked >= 0)
-        if rows.size:
-            _, cand = self.layout.split(obs[rows])
-            c = cand[np.arange(rows.size), slates[rows, clicked[rows]],
-                     : self.layout.content_dim].astype(np.float64)
-            h0 = obs[rows, :n_topics].astype(np.float64)
-            h1 = np.asarray(batch.next_obs)[rows, :n_topics].astype(np.float64)
-            mix = (h1 - self.history_decay * h0) / (1.0 - self.history_decay)
-            self.A += c.T @ c
-            self.B += c.T @ mix
-        self._n_updates += 1
-        if rows.size and (self.M is None or self._n_updates % self.refresh == 0):
-            self.M = np.linalg.solve(self.A, self.B)
-        return {"train/profile_updates": float(rows.size)}
-
-
 class InterestProbe(ProjectedContentSimilarity):
     """Privileged diagnostic: ``true interest . (c M)``, with ``M`` learned as in the parent.
 
@@ -243,8 +169,6 @@ def make_recommender(name: str, cfg: EnvConfig, seed: int) -> Any:
     layout = world_mod.ObsLayout.from_config(cfg)
     if name == "content_similarity":  # one user model for every encoder
         return ContentSimilarity(cfg, layout, seed=seed, profile="learned")
-    if name == "content_projected":
-        return ProjectedContentSimilarity(cfg, layout, seed=seed)
     if name == "interest_probe":
         return InterestProbe(cfg, layout, seed=seed)
     return make_learner(name, cfg, seed=seed)

@@ -681,6 +681,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def parse_kwargs(text: str | None) -> dict[str, dict[str, Any]]:
+    """``--kwargs`` as ``{algo: {name: value}}``; anything else is an error (a flat
+    ``{"lr": ...}`` would otherwise be ignored without a word)."""
+    if not text:
+        return {}
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--kwargs: not JSON ({e}): {text!r}") from None
+    if not isinstance(doc, dict) or any(k not in ("dqn", "ppo") or not isinstance(v, dict)
+                                        for k, v in doc.items()):
+        raise SystemExit(f"--kwargs must map an algorithm ('dqn' or 'ppo') to its learner "
+                         f"kwargs, e.g. '{{\"dqn\": {{\"lr\": 0.001}}}}'; got {text!r}")
+    return doc
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     out = Path(args.out) if args.out else (QUICK_OUT if args.quick else DEFAULT_OUT)
@@ -718,7 +734,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     for algo in algos:
-        overrides = json.loads(args.kwargs).get(algo) if args.kwargs else None
+        overrides = parse_kwargs(args.kwargs).get(algo)
         spec = algo_spec(algo, quick=args.quick, steps=args.steps, overrides=overrides)
         if args.settings:
             want = [w.strip() for w in args.settings.split(",")]

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -60,3 +61,11 @@ def test_statistics_helpers():
     # trailing two-eval mean: [0, 5, 10, 10] reaches 9 at step 20; the second never does
     hit = bench.steps_to(steps, curves, 9.0)
     assert hit[0] == 20 and np.isnan(hit[1])
+
+
+def test_kwargs_must_be_per_algorithm():
+    assert bench.parse_kwargs(None) == {}
+    assert bench.parse_kwargs('{"dqn": {"lr": 0.001}}') == {"dqn": {"lr": 0.001}}
+    for bad in ('{"gradient_steps": 4}', '{"dqn": 3}', "not json"):
+        with pytest.raises(SystemExit, match="--kwargs"):
+            bench.parse_kwargs(bad)
