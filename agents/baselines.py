@@ -45,6 +45,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+from collections.abc import Iterator
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -1060,6 +1061,34 @@ def make_baseline(name: str, env_config: EnvConfig, layout: ObsLayout, seed: int
     return BASELINES[name](env_config, layout, seed=seed, **kwargs)
 
 
+def policy_steps(policy: Any, world: World, n_steps: int, *, learn: bool = True,
+                 explore: bool = True) -> Iterator[Any]:
+    """Drive every session slot of ``world`` with ``policy`` for ``n_steps`` world steps.
+
+    Every step: observe all slots, ``act``, step the world, and (with ``learn``) ``update`` on
+    the :class:`Transition` (``next_obs`` holds the terminal observation of the sessions that
+    ended; ``terminated`` marks them). Yields each step's ``World.step`` result.
+    """
+    slots = np.arange(world.n_sessions)
+    no_trunc = np.zeros(world.n_sessions, bool)
+    obs = world.recommender_obs()
+    for _ in range(n_steps):
+        context = ActContext(world, slots, world.sessions.user.copy(),
+                             world.candidates.item_id.copy())
+        action = policy.act(obs, context, explore=explore)
+        res = world.step(action)
+        next_obs = world.recommender_obs()
+        if learn:
+            final = next_obs.copy()
+            final[res.session_ended] = res.terminal_obs
+            policy.update(Transition(
+                obs=obs, action=action, reward=res.reward, next_obs=final,
+                terminated=res.session_ended.copy(), truncated=no_trunc, clicked=res.choice,
+                context=context))
+        obs = next_obs
+        yield res
+
+
 def evaluate_policy(policy: Any, cfg: EnvConfig, n_sessions: int = 256, n_steps: int = 1500,
                     seed: int = 0, *, learn: bool = True, explore: bool = True,
                     warmup_steps: int = 0) -> dict[str, float]:
@@ -1092,26 +1121,11 @@ def evaluate_policy(policy: Any, cfg: EnvConfig, n_sessions: int = 256, n_steps:
         raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
     world = World(cfg, n_sessions=n_sessions)
     world.reset(seed)
-    slots = np.arange(world.n_sessions)
-    no_trunc = np.zeros(world.n_sessions, bool)
-    obs = world.recommender_obs()
     # sums over the measured steps, from the step results (not the world's internal counters)
     tot = dict.fromkeys(("ret", "len", "sessions", "imp", "clicks", "cold_imp", "cold_clicks",
                          "watch", "user_steps"), 0.0)
-    for t in range(warmup_steps + n_steps):
-        context = ActContext(world, slots, world.sessions.user.copy(),
-                             world.candidates.item_id.copy())
-        action = policy.act(obs, context, explore=explore)
-        res = world.step(action)
-        next_obs = world.recommender_obs()
-        if learn:
-            final = next_obs.copy()
-            final[res.session_ended] = res.terminal_obs
-            policy.update(Transition(
-                obs=obs, action=action, reward=res.reward, next_obs=final,
-                terminated=res.session_ended.copy(), truncated=no_trunc, clicked=res.choice,
-                context=context))
-        obs = next_obs
+    steps = policy_steps(policy, world, warmup_steps + n_steps, learn=learn, explore=explore)
+    for t, res in enumerate(steps):
         if t >= warmup_steps:
             ended = res.session_ended
             tot["ret"] += float(res.session_return[ended].sum())

@@ -414,7 +414,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from agents.metrics import METRIC_KEYS, evaluate_recommender, mean_ci
-    from recsim_env.config import make_config
 
     torch.set_num_threads(1)
     cfg, learners = load_trained(args.checkpoint)

@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 from agents import logger as tags
-from agents.base import ActContext, Learner, Transition
+from agents.base import ActContext, Transition
 from agents.checkpoint import load_checkpoint, save_checkpoint
 from recsim_env import aec as aec_lib
 from recsim_env.config import EnvConfig

@@ -81,8 +81,11 @@ if str(ROOT) not in sys.path:  # runnable as a plain script
 import torch  # noqa: E402
 
 import recsim_env.world as world_mod  # noqa: E402
-from agents.base import ActContext, Transition  # noqa: E402
-from agents.baselines import ContentSimilarity, ProjectedContentSimilarity  # noqa: E402
+from agents.baselines import (  # noqa: E402
+    ContentSimilarity,
+    ProjectedContentSimilarity,
+    policy_steps,
+)
 from agents.factory import make_learner  # noqa: E402
 from agents.runner import RunConfig, Runner  # noqa: E402
 from recsim_env.config import EnvConfig, make_config  # noqa: E402
@@ -229,22 +232,8 @@ def evaluate(policy: Any, cfg: EnvConfig, seed: int, steps: int, *, learn: bool,
     """
     world = World(cfg)
     world.reset(seed)
-    n = world.n_sessions
-    slots = np.arange(n)
-    no_trunc = np.zeros(n, bool)
-    obs = world.recommender_obs()
-    for _ in range(steps):
-        context = ActContext(world, slots, world.sessions.user.copy(),
-                             world.candidates.item_id.copy())
-        action = policy.act(obs, context, explore=explore)
-        res = world.step(action)
-        next_obs = world.recommender_obs()
-        if learn:
-            final = next_obs.copy()
-            final[res.session_ended] = res.terminal_obs
-            policy.update(Transition(obs, action, res.reward, final,
-                                     res.session_ended.copy(), no_trunc, res.choice, context))
-        obs = next_obs
+    for _ in policy_steps(policy, world, steps, learn=learn, explore=explore):
+        pass
     m = world.metrics()
     return {k: m[k] for k in (*METRICS, "sessions")}
 
