@@ -6,8 +6,9 @@ Names:
   ``long_term_oracle``, ``epsilon_greedy``, ``ucb1``, ``thompson``, ``linucb``, ``online_mf``,
   ``content_similarity``, ``content_projected`` (see :mod:`agents.baselines`);
 * our Q-learners (recommenders): ``tabular_q``, ``linear_q``, ``dqn``, ``slateq``;
-* Stable-Baselines3 (any role): ``ppo``, ``a2c``, ``sb3_dqn`` (``Discrete`` actions only:
-  slate size 1, providers, users).
+* Stable-Baselines3 (any role): ``ppo``, ``a2c``, ``sb3_dqn`` (``Discrete`` actions; on
+  recommender slates larger than one, :class:`agents.sb3.TopKSB3DQN` shows the top-k positions
+  of its per-position Q-values).
 """
 
 from __future__ import annotations
@@ -66,8 +67,10 @@ def make_learner(name: str, config: EnvConfig, *, role: str = "recommender", n_r
         **kwargs: passed to the learner's constructor.
     """
     if name in SB3_LEARNERS:
-        from agents.sb3 import SB3Learner
+        from agents.sb3 import SB3Learner, TopKSB3DQN
 
+        if name == "sb3_dqn" and role == "recommender" and config.slate_size > 1:
+            return TopKSB3DQN(config, n_rows, seed=seed, total_steps=total_steps, **kwargs)
         obs_space, act_space = role_spaces(config, role)
         algo = "dqn" if name == "sb3_dqn" else name
         return SB3Learner(algo, obs_space, act_space, n_rows, total_steps=total_steps, seed=seed,

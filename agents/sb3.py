@@ -18,6 +18,7 @@ learner refills it (our own learners resume bit for bit; SB3 learners resume the
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,60 @@ class SB3Learner:
         if self.on_policy:
             m.rollout_buffer.reset()
         self._pending = None
+
+
+class TopKSB3DQN:
+    """SB3's DQN acting on slates: the top-k candidates by its per-position Q-values.
+
+    Wraps an :class:`agents.sb3.SB3Learner` built on the ``Discrete(n_candidates)`` space (the
+    observation does not depend on the slate size). Acting: top ``slate_size`` positions by
+    Q, an epsilon-random slate with SB3's current exploration rate while exploring. Learning:
+    the transition's action is the clicked position, or the first when nothing was clicked
+    (as :func:`agents.replay.credited_item`), stored in SB3's replay buffer.
+    """
+
+    privileged = False
+
+    def __init__(self, config: Any, n_rows: int, *, seed: int, total_steps: int,
+                 **kwargs: Any) -> None:
+        self.slate_size = config.slate_size
+        self.n_candidates = config.n_candidates
+        from agents.factory import role_spaces
+
+        one = dataclasses.replace(config, slate_size=1)
+        obs_space, act_space = role_spaces(one, "recommender")
+        self.inner = SB3Learner("dqn", obs_space, act_space, n_rows, total_steps=total_steps,
+                                seed=seed, **kwargs)
+        self.model = self.inner.model  # consensus and logging find the SB3 model here
+        self.rng = np.random.default_rng([seed, 7])
+
+    def act(self, obs: np.ndarray, context: Any = None, *, explore: bool = True) -> np.ndarray:
+        """(n, obs_dim) -> (n, slate_size) int64."""
+        policy = self.model.policy
+        policy.set_training_mode(False)
+        with torch.no_grad():
+            q = policy.q_net(torch.as_tensor(np.asarray(obs, np.float32))).numpy()
+        slates = np.argsort(-q, axis=1, kind="stable")[:, : self.slate_size]
+        if explore:
+            rand = self.rng.random(q.shape[0]) < self.model.exploration_rate
+            if rand.any():
+                order = np.argsort(self.rng.random((int(rand.sum()), self.n_candidates)), axis=1)
+                slates[rand] = order[:, : self.slate_size]
+        return slates.astype(np.int64)
+
+    def update(self, batch: Any) -> dict[str, float]:
+        """Credit the clicked position (or the first) and hand the batch to SB3."""
+        n = batch.reward.shape[0]
+        action = np.asarray(batch.action, np.int64).reshape(n, -1)
+        pos = np.maximum(np.asarray(batch.clicked, np.int64), 0)
+        credited = action[np.arange(n), pos][:, None]
+        return self.inner.update(batch._replace(action=credited))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The SB3 learner's state and this adapter's generator."""
+        return {"inner": self.inner.state_dict(), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.inner.load_state_dict(state["inner"])
+        self.rng.bit_generator.state = state["rng"]

@@ -30,8 +30,8 @@ value per column in bold, target checks), and PNGs: ``learning_curves.png``,
 Design decisions:
 
 * **SB3 DQN on slates.** SB3's DQN has one Q-value per discrete action, i.e. per candidate
-  position. On slates larger than one it runs as :class:`TopKSB3DQN`: the slate is its top-k
-  candidates by Q (epsilon-random while exploring) and the replayed action is the clicked
+  position. On slates larger than one it runs as :class:`agents.sb3.TopKSB3DQN`: the slate is
+  its top-k candidates by Q (epsilon-random while exploring) and the replayed action is the clicked
   position (the first when nothing was clicked), the crediting our DQN uses. The scenario is
   unchanged, so its numbers compare with every other row.
 * **SB3 PPO** acts on the ``MultiDiscrete`` slate space with one policy shared by every
@@ -284,65 +284,6 @@ CURVE_SEED_OFFSET = 20_000
 EVAL_SEED_OFFSET = 10_000
 
 
-# --------------------------------------------------------------------------- SB3 DQN on slates
-class TopKSB3DQN:
-    """SB3's DQN acting on slates: the top-k candidates by its per-position Q-values.
-
-    Wraps an :class:`agents.sb3.SB3Learner` built on the ``Discrete(n_candidates)`` space (the
-    observation does not depend on the slate size). Acting: top ``slate_size`` positions by
-    Q, an epsilon-random slate with SB3's current exploration rate while exploring. Learning:
-    the transition's action is the clicked position, or the first when nothing was clicked
-    (as :func:`agents.replay.credited_item`), stored in SB3's replay buffer.
-    """
-
-    privileged = False
-
-    def __init__(self, config: Any, n_rows: int, *, seed: int, total_steps: int,
-                 **kwargs: Any) -> None:
-        from agents.factory import make_learner
-
-        self.slate_size = config.slate_size
-        self.n_candidates = config.n_candidates
-        one = dataclasses.replace(config, slate_size=1)
-        self.inner = make_learner("sb3_dqn", one, n_rows=n_rows, seed=seed,
-                                  total_steps=total_steps, **kwargs)
-        self.model = self.inner.model  # consensus and logging find the SB3 model here
-        self.rng = np.random.default_rng([seed, 7])
-
-    def act(self, obs: np.ndarray, context: Any = None, *, explore: bool = True) -> np.ndarray:
-        """(n, obs_dim) -> (n, slate_size) int64."""
-        import torch
-
-        policy = self.model.policy
-        policy.set_training_mode(False)
-        with torch.no_grad():
-            q = policy.q_net(torch.as_tensor(np.asarray(obs, np.float32))).numpy()
-        slates = np.argsort(-q, axis=1, kind="stable")[:, : self.slate_size]
-        if explore:
-            rand = self.rng.random(q.shape[0]) < self.model.exploration_rate
-            if rand.any():
-                order = np.argsort(self.rng.random((int(rand.sum()), self.n_candidates)), axis=1)
-                slates[rand] = order[:, : self.slate_size]
-        return slates.astype(np.int64)
-
-    def update(self, batch: Any) -> dict[str, float]:
-        """Credit the clicked position (or the first) and hand the batch to SB3."""
-        n = batch.reward.shape[0]
-        action = np.asarray(batch.action, np.int64).reshape(n, -1)
-        pos = np.maximum(np.asarray(batch.clicked, np.int64), 0)
-        credited = action[np.arange(n), pos][:, None]
-        return self.inner.update(batch._replace(action=credited))
-
-    def state_dict(self) -> dict[str, Any]:
-        """The SB3 learner's state and this adapter's generator."""
-        return {"inner": self.inner.state_dict(), "rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        self.inner.load_state_dict(state["inner"])
-        self.rng.bit_generator.state = state["rng"]
-
-
 # --------------------------------------------------------------------------- one run
 def _scaled(hp: dict[str, Any], steps: int) -> dict[str, Any]:
     """Cap schedule lengths to the budget: explore for at most half of it, learn early."""
@@ -369,7 +310,8 @@ def build_learned(policy: str, scenario: str, cfg: Any, seed: int, steps: int, n
     if policy == "sb3_dqn":
         # SB3 counts its target interval in env steps; one update per world step of n rows
         hp["target_update_interval"] = n
-        learner = TopKSB3DQN(cfg, n, seed=seed, total_steps=steps, **hp)
+        learner = build_learner("sb3_dqn", cfg, n_rows=n, seed=seed, total_steps=steps,
+                                kwargs=hp)  # TopKSB3DQN on slates > 1
         return cfg, {"recommender": learner}, None, learner, hp
     if policy == "consensus_dqn":
         from agents.consensus import ConsensusWrapper
