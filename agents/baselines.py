@@ -599,6 +599,10 @@ class ThompsonSampling(_Baseline):
 
 
 # --------------------------------------------------------------------------- LinUCB
+_LINUCB_FULL_SOLVE_EVERY = 256
+"""LinUCB's incremental (Woodbury) inverse is replaced by a full solve this often."""
+
+
 class LinUCB(_Baseline):
     """LinUCB with one shared ridge regression of click on ``content x user`` features.
 
@@ -616,7 +620,9 @@ class LinUCB(_Baseline):
     ``theta . x + alpha * sqrt(x^T A^-1 x)``; ``explore=False`` drops the bonus.
 
     Cost: ``dim = content_dim * (n_topics + 1) + 2`` (112 for 10 topic features, 706 for the
-    64-dim hashing encoder); a refit is ``O(dim^3)`` and an act ``O(n * C * dim^2)``.
+    64-dim hashing encoder); an act is ``O(n * C * dim^2)``. With ``refit_every=1`` an update
+    of ``m <= dim / 4`` examples updates ``A^-1`` by the Woodbury identity in ``O(m * dim^2)``
+    (a full ``O(dim^3)`` solve every 256 updates); otherwise a refit is a full solve.
 
     Args:
         alpha: exploration scale (>= 0).
@@ -706,7 +712,21 @@ class LinUCB(_Baseline):
         self.A += (x.T @ x).numpy()
         self.b += (x.T @ y).numpy()
         self._n_updates += 1
-        if self._n_updates % self.refit_every == 0:
+        m = x.shape[0]
+        if (self.refit_every == 1 and m <= self.dim // 4
+                and self._n_updates % _LINUCB_FULL_SOLVE_EVERY):
+            # Woodbury: (A + X^T X)^-1 = A^-1 - A^-1 X^T (I + X A^-1 X^T)^-1 X A^-1, O(m dim^2)
+            # instead of a fresh O(dim^3) inverse; a full solve every few hundred updates
+            # keeps rounding from accumulating
+            if m:
+                a_inv = torch.from_numpy(self._A_inv)
+                ax = a_inv @ x.T  # (dim, m)
+                s = torch.eye(m, dtype=x.dtype) + x @ ax
+                a_inv = a_inv - ax @ torch.linalg.solve(s, ax.T)
+                a_inv = 0.5 * (a_inv + a_inv.T)
+                self._A_inv = a_inv.numpy()
+                self._theta = (a_inv @ torch.from_numpy(self.b)).numpy()
+        elif self._n_updates % self.refit_every == 0:
             self._stale = True
         return {"train/loss": loss}
 

@@ -306,3 +306,13 @@ def test_learners_beat_random_ctr_on_easy_config(seed):
     base = ctr("random")
     for name in LEARNERS:
         assert ctr(name) > base + 0.01, name
+
+
+def test_linucb_incremental_inverse_matches_full_solve():
+    cfg = CONFIGS["default"]  # 64-dim hashing content: dim 706, Woodbury updates
+    world = new_world(cfg)
+    policy = make_baseline("linucb", cfg, world.layout)
+    rollout(policy, world, 40)
+    assert not policy._stale  # the incremental path kept A^-1 current
+    np.testing.assert_allclose(policy._A_inv @ policy.A, np.eye(policy.dim), atol=1e-8)
+    np.testing.assert_allclose(policy._theta, np.linalg.solve(policy.A, policy.b), atol=1e-8)
