@@ -529,7 +529,10 @@ def _import_suite() -> Any:
         import benchmarks.suite as suite
     except ImportError:
         if not (REPO_ROOT / "benchmarks" / "suite.py").is_file():
-            raise
+            raise ConfigError(
+                "`recsim-marl benchmark` runs the suite in the repository's benchmarks/ "
+                "folder, which a plain `pip install` does not ship: run it from a clone "
+                "installed with `pip install -e .` (what `make` does)") from None
         sys.path.insert(0, str(REPO_ROOT))
         import benchmarks.suite as suite
     return suite
