@@ -31,7 +31,6 @@ ended sessions, optional truncation at ``max_session_steps``) and tracks session
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -43,17 +42,15 @@ import torch
 from torch import nn
 
 from agents.base import ActContext, Transition
-from agents.replay import (
-    check_obs,
-    ReplayBuffer,
-    credited_item,
-    linear_schedule,
-    obs_layout,
-    random_slates,
-    rng_state,
-    set_rng_state,
-    top_k_slates,
+# check_q_hyperparameters, clone_state_dict and polyak_update moved to agents.qbase; they stay
+# importable from here (public names of this module)
+from agents.qbase import (
+    ReplayQLearner,
+    check_q_hyperparameters,
+    clone_state_dict,
+    polyak_update,
 )
+from agents.replay import credited_item
 from recsim_env.config import EnvConfig
 from recsim_env.world import World
 
@@ -135,19 +132,12 @@ class ItemScorer(nn.Module):
         return self.head(h).squeeze(-1)
 
 
-def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """``target <- tau * online + (1 - tau) * target`` (a hard copy when ``tau == 1``)."""
-    with torch.no_grad():
-        t_params, o_params = list(target.parameters()), list(online.parameters())
-        if tau == 1.0:
-            torch._foreach_copy_(t_params, o_params)
-        else:
-            torch._foreach_lerp_(t_params, o_params, tau)
-
-
 # ---------------------------------------------------------------------------------- learner
-class DQN:
+class DQN(ReplayQLearner):
     """Double DQN over an item-wise scoring network (see the module docstring).
+
+    The replay, epsilon schedule, acting, update loop, gradient step, target updates and state
+    are :class:`agents.qbase.ReplayQLearner`'s; the network and the target are this class's.
 
     Args:
         config: the world's config (observation layout, slate size).
@@ -171,7 +161,7 @@ class DQN:
         double_q: double DQN target (else the target network's own max).
     """
 
-    privileged = False
+    kind = "DQN"
 
     def __init__(
         self,
@@ -195,79 +185,23 @@ class DQN:
         reward_scale: float = 1.0,
         double_q: bool = True,
     ) -> None:
-        check_q_hyperparameters(gamma, lr, batch_size, gradient_steps, target_update_interval,
-                                tau)
-        self.layout = obs_layout(config)
-        self.slate_size = config.slate_size
-        self.n_candidates = config.n_candidates
-        self.gamma, self.lr, self.tau = float(gamma), float(lr), float(tau)
-        self.batch_size, self.learning_starts = int(batch_size), int(learning_starts)
-        self.gradient_steps = int(gradient_steps)
-        self.target_update_interval = int(target_update_interval)
-        self.eps_start, self.eps_end = float(exploration_initial_eps), float(exploration_final_eps)
-        self.exploration_steps = int(exploration_steps)
-        self.max_grad_norm = float(max_grad_norm)
-        self.reward_scale = float(reward_scale)
+        super().__init__(
+            config, seed=seed, gamma=gamma, lr=lr, batch_size=batch_size,
+            buffer_size=buffer_size, learning_starts=learning_starts,
+            gradient_steps=gradient_steps, target_update_interval=target_update_interval,
+            tau=tau, exploration_initial_eps=exploration_initial_eps,
+            exploration_final_eps=exploration_final_eps, exploration_steps=exploration_steps,
+            max_grad_norm=max_grad_norm, reward_scale=reward_scale)
         self.double_q = bool(double_q)
-        self.rng = np.random.default_rng(seed)
-        self.torch_rng = torch.Generator().manual_seed(int(seed))
-        self.q_net = ItemScorer(self.layout.user_dim, self.layout.item_dim, tuple(hidden),
-                                cross_dim, self.torch_rng)
-        self.q_target = copy.deepcopy(self.q_net).requires_grad_(False)
-        # fused: one kernel for all parameters (about twice as fast on CPU)
-        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=self.lr, fused=True)
-        self.replay = ReplayBuffer(buffer_size, self.layout.size, self.slate_size)
-        self.num_timesteps = 0
-        self.n_updates = 0
-
-    @property
-    def exploration_rate(self) -> float:
-        """Current epsilon."""
-        return linear_schedule(self.eps_start, self.eps_end, self.exploration_steps,
-                               self.num_timesteps)
-
-    def _split(self, obs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        user, cand = self.layout.split(torch.as_tensor(obs, dtype=torch.float32))
-        return user, cand
+        self._set_networks(ItemScorer(self.layout.user_dim, self.layout.item_dim, tuple(hidden),
+                                      cross_dim, self.torch_rng))
 
     @torch.no_grad()
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """(n, obs_dim) -> (n, n_candidates) float32 online Q of every candidate."""
         return self.q_net(*self._split(obs)).numpy()
 
-    def act(self, obs: np.ndarray, context: ActContext | None = None, *,
-            explore: bool = True) -> np.ndarray:
-        """Top-``slate_size`` candidates by Q; epsilon-random slates when exploring.
-
-        Returns:
-            (n, slate_size) int64.
-        """
-        check_obs(obs, self.layout)
-        slates = top_k_slates(self.q_values(obs), self.slate_size)
-        if explore:
-            rand = self.rng.random(obs.shape[0]) < self.exploration_rate
-            slates[rand] = random_slates(self.rng, int(rand.sum()), self.n_candidates,
-                                         self.slate_size)
-        return slates
-
-    def update(self, batch: Transition) -> dict[str, float]:
-        """Store the batch, then run ``gradient_steps`` gradient steps once warm."""
-        self.replay.add(batch.obs, batch.action, batch.reward, batch.next_obs,
-                        batch.terminated, batch.clicked)
-        self.num_timesteps += batch.obs.shape[0]
-        out = {"rollout/exploration_rate": self.exploration_rate}
-        if len(self.replay) < max(self.learning_starts, 1):
-            return out
-        losses, qs = [], []
-        for _ in range(self.gradient_steps):
-            loss, q = self._train_step(self.replay.sample(self.batch_size, self.rng))
-            losses.append(loss)
-            qs.append(q)
-        out.update({"train/loss": float(np.mean(losses)), "train/q_mean": float(np.mean(qs)),
-                    "train/n_updates": float(self.n_updates)})
-        return out
-
-    def _train_step(self, b: dict[str, np.ndarray]) -> tuple[float, float]:
+    def _train_step(self, b: dict[str, np.ndarray]) -> dict[str, float]:
         n = b["obs"].shape[0]
         rows = torch.arange(n)
         user, cand = self._split(b["obs"])
@@ -280,63 +214,10 @@ class DQN:
                 q_next = self.q_target(user_n, cand_n[rows, a_next][:, None, :])[:, 0]
             else:
                 q_next = self.q_target(user_n, cand_n).max(dim=1).values
-            not_done = 1.0 - torch.from_numpy(b["terminated"].astype(np.float32))
-            reward = torch.from_numpy(b["reward"]) * self.reward_scale
-            target = reward + self.gamma * not_done * q_next
+            target = self._td_target(b, q_next)
         loss = nn.functional.smooth_l1_loss(q_sa, target)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.q_net.parameters(), self.max_grad_norm)
-        self.optimizer.step()
-        self.n_updates += 1
-        if self.n_updates % self.target_update_interval == 0:
-            polyak_update(self.q_target, self.q_net, self.tau)
-        return float(loss.detach()), float(q_sa.detach().mean())
-
-    def state_dict(self) -> dict[str, Any]:
-        """Networks, optimizer, replay contents, counters and generator states."""
-        return {
-            "kind": "DQN",
-            "q_net": clone_state_dict(self.q_net.state_dict()),
-            "q_target": clone_state_dict(self.q_target.state_dict()),
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "replay": self.replay.state_dict(),
-            "num_timesteps": self.num_timesteps,
-            "n_updates": self.n_updates,
-            "rng": rng_state(self.rng),
-            "torch_rng": self.torch_rng.get_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict` (same constructor arguments)."""
-        self.q_net.load_state_dict(state["q_net"])
-        self.q_target.load_state_dict(state["q_target"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.replay.load_state_dict(state["replay"])
-        self.num_timesteps = int(state["num_timesteps"])
-        self.n_updates = int(state["n_updates"])
-        set_rng_state(self.rng, state["rng"])
-        self.torch_rng.set_state(state["torch_rng"])
-
-
-def check_q_hyperparameters(gamma: float, lr: float, batch_size: int, gradient_steps: int,
-                            target_update_interval: int, tau: float) -> None:
-    """Validate the hyperparameters DQN and SlateQ share (``ValueError`` naming the field)."""
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
-    for name, v in (("batch_size", batch_size), ("gradient_steps", gradient_steps),
-                    ("target_update_interval", target_update_interval)):
-        if v < 1:
-            raise ValueError(f"{name} must be >= 1, got {v}")
-    if not 0.0 < tau <= 1.0:
-        raise ValueError(f"tau must be in (0, 1], got {tau}")
-
-
-def clone_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Detached copies of a module's state dict (a snapshot the module cannot change)."""
-    return {k: v.detach().clone() for k, v in sd.items()}
+        self._gradient_step(loss)
+        return {"train/loss": float(loss.detach()), "train/q_mean": float(q_sa.detach().mean())}
 
 
 # ---------------------------------------------------------------------------------- driver

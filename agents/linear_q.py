@@ -28,24 +28,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import ActContext, Transition
-from agents.replay import (
-    check_obs,
-    credited_item,
-    linear_schedule,
-    obs_layout,
-    random_slates,
-    rng_state,
-    set_rng_state,
-    top_k_slates,
-)
+from agents.base import Transition
+from agents.qbase import QLearner, check_gamma_lr
+from agents.replay import credited_item
 from recsim_env.config import EnvConfig
 
 __all__ = ["LinearQ"]
 
 
-class LinearQ:
+class LinearQ(QLearner):
     """Linear Q over outer-product (user, candidate) features (see the module docstring).
+
+    The epsilon schedule, acting (top-``slate_size`` by Q, epsilon-random slates while
+    exploring), counters and state format are :class:`agents.qbase.QLearner`'s.
 
     Args:
         config: the world's config (observation layout, slate size).
@@ -56,7 +51,7 @@ class LinearQ:
             schedule over transitions (rows).
     """
 
-    privileged = False
+    kind = "LinearQ"
 
     def __init__(
         self,
@@ -69,31 +64,15 @@ class LinearQ:
         exploration_final_eps: float = 0.05,
         exploration_steps: int = 20_000,
     ) -> None:
-        if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-        if not 0.0 < lr <= 1.0:
-            raise ValueError(f"lr must be in (0, 1], got {lr}")
-        self.layout = obs_layout(config)
-        self.slate_size = config.slate_size
-        self.n_candidates = config.n_candidates
-        self.gamma = float(gamma)
-        self.lr = float(lr)
-        self.eps_start = float(exploration_initial_eps)
-        self.eps_end = float(exploration_final_eps)
-        self.exploration_steps = int(exploration_steps)
-        self.rng = np.random.default_rng(seed)
-        # W starts at zero (no randomness); the generator is kept for the common state format
-        self.torch_rng = torch.Generator().manual_seed(int(seed))
+        check_gamma_lr(gamma, lr)
+        # W starts at zero (no randomness); the torch generator is kept for the common state
+        # format
+        super().__init__(config, seed=seed, gamma=gamma, lr=lr,
+                         exploration_initial_eps=exploration_initial_eps,
+                         exploration_final_eps=exploration_final_eps,
+                         exploration_steps=exploration_steps, torch_generator=True)
         self.weight = torch.zeros(self.layout.user_dim + 1, self.layout.item_dim + 1,
                                   dtype=torch.float64)
-        self.num_timesteps = 0
-        self.n_updates = 0
-
-    @property
-    def exploration_rate(self) -> float:
-        """Current epsilon."""
-        return linear_schedule(self.eps_start, self.eps_end, self.exploration_steps,
-                               self.num_timesteps)
 
     def _features(self, obs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(n, obs_dim) -> ``u1 (n, user_dim + 1)``, ``c1 (n, C, item_dim + 1)`` float64."""
@@ -114,21 +93,6 @@ class LinearQ:
             return torch.einsum("ne,nce->nc", uw, c1)
         return torch.einsum("ne,ne->n", uw, c1)
 
-    def act(self, obs: np.ndarray, context: ActContext | None = None, *,
-            explore: bool = True) -> np.ndarray:
-        """Top-``slate_size`` candidates by Q; epsilon-random slates when exploring.
-
-        Returns:
-            (n, slate_size) int64.
-        """
-        check_obs(obs, self.layout)
-        slates = top_k_slates(self.q_values(obs), self.slate_size)
-        if explore:
-            rand = self.rng.random(obs.shape[0]) < self.exploration_rate
-            slates[rand] = random_slates(self.rng, int(rand.sum()), self.n_candidates,
-                                         self.slate_size)
-        return slates
-
     def update(self, batch: Transition) -> dict[str, float]:
         """One normalised semi-gradient TD step on the batch (see the module docstring)."""
         n = batch.obs.shape[0]
@@ -145,34 +109,15 @@ class LinearQ:
         grad = torch.einsum("n,nd,ne->de", delta, u1, c1_a) / n
         sq_norm = ((u1 ** 2).sum(1) * (c1_a ** 2).sum(1)).mean()
         self.weight += self.lr * grad / sq_norm
-        self.num_timesteps += n
-        self.n_updates += 1
-        return {
-            "train/loss": float((delta ** 2).mean()),
-            "train/q_mean": float(q_sa.mean()),
-            "train/n_updates": float(self.n_updates),
-            "rollout/exploration_rate": self.exploration_rate,
-        }
+        return self._count_update(n, float((delta ** 2).mean()), float(q_sa.mean()))
 
-    def state_dict(self) -> dict[str, Any]:
-        """Weights, counters and generator states."""
-        return {
-            "kind": "LinearQ",
-            "weight": self.weight.clone(),
-            "num_timesteps": self.num_timesteps,
-            "n_updates": self.n_updates,
-            "rng": rng_state(self.rng),
-            "torch_rng": self.torch_rng.get_state(),
-        }
+    def _model_state(self) -> dict[str, Any]:
+        """The weights ``W``."""
+        return {"weight": self.weight.clone()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict`."""
+    def _load_model_state(self, state: dict[str, Any]) -> None:
         w = torch.as_tensor(state["weight"], dtype=torch.float64)
         if w.shape != self.weight.shape:
             raise ValueError(f"weight shape {tuple(w.shape)} in the state differs from "
                              f"{tuple(self.weight.shape)}")
         self.weight = w.clone()
-        self.num_timesteps = int(state["num_timesteps"])
-        self.n_updates = int(state["n_updates"])
-        set_rng_state(self.rng, state["rng"])
-        self.torch_rng.set_state(state["torch_rng"])

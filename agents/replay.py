@@ -1,4 +1,5 @@
-"""Replay buffer and the small pieces every Q-learner of ours shares.
+"""Replay buffer and the small pieces every Q-learner of ours shares (their shared class
+plumbing is :mod:`agents.qbase`).
 
 * :class:`ReplayBuffer`: a preallocated numpy ring buffer of recommender transitions
   (``obs, action, reward, next_obs, terminated, clicked``), added and sampled in batches.

@@ -46,7 +46,6 @@ exploring, as in :class:`agents.dqn.DQN`.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 from collections.abc import Sequence
@@ -56,22 +55,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.base import ActContext, Transition
-from agents.dqn import (
-    ItemScorer,
-    check_q_hyperparameters,
-    clone_state_dict,
-    polyak_update,
-)
-from agents.replay import (
-    check_obs,
-    ReplayBuffer,
-    linear_schedule,
-    obs_layout,
-    random_slates,
-    rng_state,
-    set_rng_state,
-)
+from agents.dqn import ItemScorer
+from agents.qbase import ReplayQLearner
 from recsim_env.config import EnvConfig
 
 __all__ = ["SlateQ", "choice_probabilities_torch"]
@@ -117,8 +102,12 @@ def choice_probabilities_torch(utility: torch.Tensor, shown: torch.Tensor | None
     return torch.cat([before * p_stop, survive[..., -1:]], dim=-1)
 
 
-class SlateQ:
+class SlateQ(ReplayQLearner):
     """SlateQ recommender (see the module docstring).
+
+    The replay, epsilon schedule, epsilon-random acting, update loop, gradient step, target
+    updates and state are :class:`agents.qbase.ReplayQLearner`'s; the slate decomposition,
+    slate optimisation and the losses are this class's.
 
     Args:
         config: the world's config (layout, slate size, choice model).
@@ -133,7 +122,7 @@ class SlateQ:
             (``utility="learned"`` only).
     """
 
-    privileged = False
+    kind = "SlateQ"
 
     def __init__(
         self,
@@ -159,8 +148,13 @@ class SlateQ:
         reward_scale: float = 1.0,
         click_loss_weight: float = 1.0,
     ) -> None:
-        check_q_hyperparameters(gamma, lr, batch_size, gradient_steps, target_update_interval,
-                                tau)
+        super().__init__(
+            config, seed=seed, gamma=gamma, lr=lr, batch_size=batch_size,
+            buffer_size=buffer_size, learning_starts=learning_starts,
+            gradient_steps=gradient_steps, target_update_interval=target_update_interval,
+            tau=tau, exploration_initial_eps=exploration_initial_eps,
+            exploration_final_eps=exploration_final_eps, exploration_steps=exploration_steps,
+            max_grad_norm=max_grad_norm, reward_scale=reward_scale)
         if utility not in UTILITIES:
             raise ValueError(f"utility must be one of {UTILITIES}, got {utility!r}")
         observable = config.observe_interest and config.content_encoder == "topic"
@@ -170,28 +164,10 @@ class SlateQ:
                              f"{config.content_encoder!r}")
         self.utility = ("observed" if observable else "learned") if utility == "auto" else utility
         self.config = config
-        self.layout = obs_layout(config)
-        self.slate_size = config.slate_size
-        self.n_candidates = config.n_candidates
-        self.gamma, self.lr, self.tau = float(gamma), float(lr), float(tau)
-        self.batch_size, self.learning_starts = int(batch_size), int(learning_starts)
-        self.gradient_steps = int(gradient_steps)
-        self.target_update_interval = int(target_update_interval)
-        self.eps_start, self.eps_end = float(exploration_initial_eps), float(exploration_final_eps)
-        self.exploration_steps = int(exploration_steps)
-        self.max_grad_norm = float(max_grad_norm)
-        self.reward_scale = float(reward_scale)
         self.click_loss_weight = float(click_loss_weight)
-        self.rng = np.random.default_rng(seed)
-        self.torch_rng = torch.Generator().manual_seed(int(seed))
         lay = self.layout
-        self.q_net = _SlateQNet(lay.user_dim, lay.item_dim, tuple(hidden), cross_dim,
-                                self.utility == "learned", self.torch_rng)
-        self.q_target = copy.deepcopy(self.q_net).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=self.lr, fused=True)
-        self.replay = ReplayBuffer(buffer_size, lay.size, self.slate_size)
-        self.num_timesteps = 0
-        self.n_updates = 0
+        self._set_networks(_SlateQNet(lay.user_dim, lay.item_dim, tuple(hidden), cross_dim,
+                                      self.utility == "learned", self.torch_rng))
         # every slate to enumerate (S, k), or None for greedy
         make = itertools.permutations if config.choice_model == "cascade" else \
             itertools.combinations
@@ -200,12 +176,6 @@ class SlateQ:
         self.slates = (torch.tensor(list(make(range(self.n_candidates), self.slate_size)),
                                     dtype=torch.int64)
                        if n_slates <= max_enumerated_slates else None)
-
-    @property
-    def exploration_rate(self) -> float:
-        """Current epsilon."""
-        return linear_schedule(self.eps_start, self.eps_end, self.exploration_steps,
-                               self.num_timesteps)
 
     # ------------------------------------------------------------------ values
     def _utility(self, net: _SlateQNet, user: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
@@ -257,50 +227,24 @@ class SlateQ:
             chosen = torch.cat([chosen, v.argmax(dim=1, keepdim=True)], dim=1)
         return chosen
 
-    def _split(self, obs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.layout.split(torch.as_tensor(obs, dtype=torch.float32))
+    def _online_values(self, user: torch.Tensor, cand: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Online ``Qbar`` of every candidate (n, C), of no click (n,), and utilities (n, C)."""
+        qbar, q_null = self.q_net(user, cand)
+        return qbar, q_null, self._utility(self.q_net, user, cand)
 
     @torch.no_grad()
     def slate_values(self, obs: np.ndarray, slates: np.ndarray) -> np.ndarray:
         """Online ``Q(s, A)`` of given slates: (n, obs_dim), (n, S, k) -> (n, S)."""
-        user, cand = self._split(obs)
-        qbar, q_null = self.q_net(user, cand)
-        util = self._utility(self.q_net, user, cand)
+        qbar, q_null, util = self._online_values(*self._split(obs))
         return self._slate_values(qbar, q_null, util, torch.as_tensor(slates)).numpy()
 
     # ------------------------------------------------------------------ learner API
-    def act(self, obs: np.ndarray, context: ActContext | None = None, *,
-            explore: bool = True) -> np.ndarray:
-        """The slate maximising ``Q(s, A)``; epsilon-random slates when exploring.
-
-        Returns:
-            (n, slate_size) int64.
-        """
-        check_obs(obs, self.layout)
-        with torch.no_grad():
-            user, cand = self._split(obs)
-            qbar, q_null = self.q_net(user, cand)
-            util = self._utility(self.q_net, user, cand)
-            slates = self._best_slates(qbar, q_null, util).numpy().copy()
-        if explore:
-            rand = self.rng.random(obs.shape[0]) < self.exploration_rate
-            slates[rand] = random_slates(self.rng, int(rand.sum()), self.n_candidates,
-                                         self.slate_size)
-        return slates
-
-    def update(self, batch: Transition) -> dict[str, float]:
-        """Store the batch, then run ``gradient_steps`` gradient steps once warm."""
-        self.replay.add(batch.obs, batch.action, batch.reward, batch.next_obs,
-                        batch.terminated, batch.clicked)
-        self.num_timesteps += batch.obs.shape[0]
-        out = {"rollout/exploration_rate": self.exploration_rate}
-        if len(self.replay) < max(self.learning_starts, 1):
-            return out
-        stats = [self._train_step(self.replay.sample(self.batch_size, self.rng))
-                 for _ in range(self.gradient_steps)]
-        out.update({key: float(np.mean([s[key] for s in stats])) for key in stats[0]})
-        out["train/n_updates"] = float(self.n_updates)
-        return out
+    @torch.no_grad()
+    def _greedy_slates(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+        """The slate maximising ``Q(s, A)`` (what :meth:`act` shows when not exploring)."""
+        qbar, q_null, util = self._online_values(*self._split(obs))
+        return self._best_slates(qbar, q_null, util).numpy().copy()
 
     def _train_step(self, b: dict[str, np.ndarray]) -> dict[str, float]:
         n = b["obs"].shape[0]
@@ -314,17 +258,14 @@ class SlateQ:
         pred = torch.where(did_click, qbar[:, 0], q_null)
         with torch.no_grad():
             user_n, cand_n = self._split(b["next_obs"])
-            qbar_n, q_null_n = self.q_net(user_n, cand_n)
-            util_n = self._utility(self.q_net, user_n, cand_n)
+            qbar_n, q_null_n, util_n = self._online_values(user_n, cand_n)
             best = self._best_slates(qbar_n, q_null_n, util_n)  # (n, k)
             # the target network values only the chosen slate's items
             tq, tq_null = self.q_target(user_n, cand_n[rows[:, None], best])
             p = choice_probabilities_torch(torch.gather(util_n, 1, best), None, self.config)
             k = self.slate_size
             v_next = (p[:, :k] * tq).sum(-1) + p[:, k] * tq_null
-            not_done = 1.0 - torch.from_numpy(b["terminated"].astype(np.float32))
-            reward = torch.from_numpy(b["reward"]) * self.reward_scale
-            target = reward + self.gamma * not_done * v_next
+            target = self._td_target(b, v_next)
         td_loss = nn.functional.smooth_l1_loss(pred, target)
         loss = td_loss
         out: dict[str, float] = {}
@@ -335,46 +276,21 @@ class SlateQ:
             nll = -torch.log(p[rows, outcome].clamp(min=1e-8)).mean()
             loss = loss + self.click_loss_weight * nll
             out["train/click_nll"] = float(nll.detach())
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.q_net.parameters(), self.max_grad_norm)
-        self.optimizer.step()
-        self.n_updates += 1
-        if self.n_updates % self.target_update_interval == 0:
-            polyak_update(self.q_target, self.q_net, self.tau)
+        self._gradient_step(loss)
         out["train/td_loss"] = float(td_loss.detach())
         out["train/loss"] = float(loss.detach())
         out["train/q_mean"] = float(pred.detach().mean())
         return out
 
-    def state_dict(self) -> dict[str, Any]:
-        """Networks, optimizer, replay contents, counters and generator states."""
-        return {
-            "kind": "SlateQ",
-            "utility": self.utility,
-            "q_net": clone_state_dict(self.q_net.state_dict()),
-            "q_target": clone_state_dict(self.q_target.state_dict()),
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "replay": self.replay.state_dict(),
-            "num_timesteps": self.num_timesteps,
-            "n_updates": self.n_updates,
-            "rng": rng_state(self.rng),
-            "torch_rng": self.torch_rng.get_state(),
-        }
+    def _model_state(self) -> dict[str, Any]:
+        """The utility mode, then networks, optimizer and replay contents."""
+        return {"utility": self.utility, **super()._model_state()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict` (same constructor arguments)."""
+    def _load_model_state(self, state: dict[str, Any]) -> None:
         if state["utility"] != self.utility:
             raise ValueError(f"state was saved with utility={state['utility']!r}, this "
                              f"learner uses {self.utility!r}")
-        self.q_net.load_state_dict(state["q_net"])
-        self.q_target.load_state_dict(state["q_target"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.replay.load_state_dict(state["replay"])
-        self.num_timesteps = int(state["num_timesteps"])
-        self.n_updates = int(state["n_updates"])
-        set_rng_state(self.rng, state["rng"])
-        self.torch_rng.set_state(state["torch_rng"])
+        super()._load_model_state(state)
 
 
 class _SlateQNet(nn.Module):

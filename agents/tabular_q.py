@@ -36,18 +36,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.base import ActContext, Transition
-from agents.replay import (
-    check_obs,
-    credited_item,
-    from_saveable,
-    linear_schedule,
-    obs_layout,
-    random_slates,
-    rng_state,
-    set_rng_state,
-    top_k_slates,
-)
+from agents.base import Transition
+from agents.qbase import QLearner, check_gamma_lr
+from agents.replay import credited_item, from_saveable
 from recsim_env.config import EnvConfig
 from recsim_env.world import ObsLayout
 
@@ -103,8 +94,15 @@ class Discretiser:
         return (2 * dominant + cold).astype(np.int64)
 
 
-class TabularQ:
+class TabularQ(QLearner):
     """Tabular Q-learning recommender (see the module docstring for the discretisation).
+
+    The epsilon schedule, acting, counters and state format are
+    :class:`agents.qbase.QLearner`'s. Acting: top-``slate_size`` candidates by Q,
+    epsilon-random slates when exploring. Ties (common early on: every entry starts at
+    ``q_init``) are broken at random while exploring and by the lower index otherwise, so
+    greedy acting draws nothing from the generator (evaluating between updates does not change
+    the training run).
 
     Args:
         config: the world's config (observation layout, slate size).
@@ -117,7 +115,8 @@ class TabularQ:
             linearly from the initial to the final value over this many transitions (rows).
     """
 
-    privileged = False
+    kind = "TabularQ"
+    random_tie_break = True
 
     def __init__(
         self,
@@ -132,55 +131,19 @@ class TabularQ:
         exploration_final_eps: float = 0.05,
         exploration_steps: int = 20_000,
     ) -> None:
-        if not 0.0 <= gamma <= 1.0:
-            raise ValueError(f"gamma must be in [0, 1], got {gamma}")
-        if not 0.0 < lr <= 1.0:
-            raise ValueError(f"lr must be in (0, 1], got {lr}")
-        self.layout = obs_layout(config)
-        self.slate_size = config.slate_size
-        self.n_candidates = config.n_candidates
-        self.gamma = float(gamma)
-        self.lr = float(lr)
-        self.eps_start = float(exploration_initial_eps)
-        self.eps_end = float(exploration_final_eps)
-        self.exploration_steps = int(exploration_steps)
+        check_gamma_lr(gamma, lr)
+        super().__init__(config, seed=seed, gamma=gamma, lr=lr,
+                         exploration_initial_eps=exploration_initial_eps,
+                         exploration_final_eps=exploration_final_eps,
+                         exploration_steps=exploration_steps)
         self.discretiser = Discretiser(self.layout, n_progress_bins)
         self.q = np.full((self.discretiser.n_states, self.discretiser.n_item_classes),
                          float(q_init))
-        self.rng = np.random.default_rng(seed)
-        self.num_timesteps = 0
-        self.n_updates = 0
-
-    @property
-    def exploration_rate(self) -> float:
-        """Current epsilon."""
-        return linear_schedule(self.eps_start, self.eps_end, self.exploration_steps,
-                               self.num_timesteps)
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """(n, obs_dim) -> (n, n_candidates) Q of each candidate."""
         s = self.discretiser.states(obs)
         return self.q[s[:, None], self.discretiser.item_classes(obs)]
-
-    def act(self, obs: np.ndarray, context: ActContext | None = None, *,
-            explore: bool = True) -> np.ndarray:
-        """Top-``slate_size`` candidates by Q; epsilon-random slates when exploring.
-
-        Ties (common early on: every entry starts at ``q_init``) are broken at random while
-        exploring and by the lower index otherwise, so greedy acting draws nothing from the
-        generator (evaluating between updates does not change the training run).
-
-        Returns:
-            (n, slate_size) int64.
-        """
-        check_obs(obs, self.layout)
-        slates = top_k_slates(self.q_values(obs), self.slate_size, self.rng if explore else None)
-        if explore:
-            n = obs.shape[0]
-            rand = self.rng.random(n) < self.exploration_rate
-            slates[rand] = random_slates(self.rng, int(rand.sum()), self.n_candidates,
-                                         self.slate_size)
-        return slates
 
     def update(self, batch: Transition) -> dict[str, float]:
         """One synchronous Q-learning update from a batch (see the module docstring)."""
@@ -199,31 +162,14 @@ class TabularQ:
         total = np.bincount(cell, weights=td, minlength=size)
         hit = count > 0
         self.q.reshape(-1)[hit] += self.lr * total[hit] / count[hit]
-        self.num_timesteps += n
-        self.n_updates += 1
-        return {
-            "train/loss": float(np.mean(td ** 2)),
-            "train/q_mean": float(np.mean(target - td)),
-            "train/n_updates": float(self.n_updates),
-            "rollout/exploration_rate": self.exploration_rate,
-        }
+        return self._count_update(n, float(np.mean(td ** 2)), float(np.mean(target - td)))
 
-    def state_dict(self) -> dict[str, Any]:
-        """Table, counters and generator state (tensors, numbers, strings, dicts)."""
-        return {
-            "kind": "TabularQ",
-            "q": torch.from_numpy(self.q.copy()),
-            "num_timesteps": self.num_timesteps,
-            "n_updates": self.n_updates,
-            "rng": rng_state(self.rng),
-        }
+    def _model_state(self) -> dict[str, Any]:
+        """The Q table (a tensor)."""
+        return {"q": torch.from_numpy(self.q.copy())}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict`."""
+    def _load_model_state(self, state: dict[str, Any]) -> None:
         q = from_saveable(state["q"])
         if q.shape != self.q.shape:
             raise ValueError(f"Q table shape {q.shape} in the state differs from {self.q.shape}")
         self.q = q.astype(np.float64)
-        self.num_timesteps = int(state["num_timesteps"])
-        self.n_updates = int(state["n_updates"])
-        set_rng_state(self.rng, state["rng"])

@@ -18,7 +18,7 @@ import torch
 from agents.base import Learner, Transition
 from agents.dqn import DQN, SessionLoop, evaluate_on_world, train_on_world
 from agents.linear_q import LinearQ
-from agents.replay import ReplayBuffer, credited_item, obs_layout
+from agents.replay import ReplayBuffer, credited_item, linear_schedule, obs_layout
 from agents.slateq import SlateQ, choice_probabilities_torch
 from agents.tabular_q import TabularQ
 from recsim_env import make_config
@@ -351,6 +351,86 @@ def test_slateq_learned_click_model_when_interest_hidden():
 
 
 # ------------------------------------------------------------------------------ plumbing
+# the checkpoint contents of each learner, in order (kind first, then its model, counters and
+# generator states)
+STATE_KEYS = {
+    "tabular": ["kind", "q", "num_timesteps", "n_updates", "rng"],
+    "linear": ["kind", "weight", "num_timesteps", "n_updates", "rng", "torch_rng"],
+    "dqn": ["kind", "q_net", "q_target", "optimizer", "replay", "num_timesteps", "n_updates",
+            "rng", "torch_rng"],
+    "slateq": ["kind", "utility", "q_net", "q_target", "optimizer", "replay", "num_timesteps",
+               "n_updates", "rng", "torch_rng"],
+}
+KINDS = {"tabular": "TabularQ", "linear": "LinearQ", "dqn": "DQN", "slateq": "SlateQ"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_learner_state_format_counters_and_schedule(name):
+    learner = LEARNERS[name](EASY, 0)
+    assert learner.exploration_rate == 1.0 and learner.num_timesteps == 0
+    metrics = SessionLoop(EASY, n_sessions=16, seed=0).step(learner).metrics
+    state = learner.state_dict()
+    assert list(state) == STATE_KEYS[name] and state["kind"] == KINDS[name]
+    assert state["num_timesteps"] == learner.num_timesteps == 16
+    eps = linear_schedule(1.0, 0.05, 3_000, 16)
+    assert learner.exploration_rate == eps
+    assert metrics["rollout/exploration_rate"] == eps
+    if name in ("tabular", "linear"):  # one update per batch
+        assert state["n_updates"] == 1 and metrics["train/n_updates"] == 1.0
+    else:  # not warm yet: stored, no gradient step
+        assert state["n_updates"] == 0 and len(learner.replay) == 16
+        assert set(metrics) == {"rollout/exploration_rate"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_learner_rejects_bad_hyperparameters(name):
+    with pytest.raises(ValueError, match=r"gamma must be in \[0, 1\]"):
+        LEARNERS[name](EASY, 0, gamma=1.5)
+    with pytest.raises(ValueError, match="lr must be"):
+        LEARNERS[name](EASY, 0, lr=0.0)
+    if name in ("tabular", "linear"):  # a step size: at most 1
+        with pytest.raises(ValueError, match=r"lr must be in \(0, 1\]"):
+            LEARNERS[name](EASY, 0, lr=1.5)
+        return
+    LEARNERS[name](EASY, 0, lr=1.5)  # an Adam learning rate: any positive value
+    for field in ("batch_size", "gradient_steps", "target_update_interval"):
+        with pytest.raises(ValueError, match=f"{field} must be >= 1"):
+            LEARNERS[name](EASY, 0, **{field: 0})
+    with pytest.raises(ValueError, match="tau must be"):
+        LEARNERS[name](EASY, 0, tau=0.0)
+
+
+@pytest.mark.parametrize("name,cfg,kw,match", [
+    ("tabular", EASY, {"n_progress_bins": 2}, "Q table shape"),
+    ("linear", SMALL_DEFAULT, {}, "weight shape"),
+    ("slateq", SMALL_DEFAULT, {}, "utility="),  # learned here, observed on EASY
+])
+def test_learner_load_checks_model_state_before_changing_anything(name, cfg, kw, match):
+    other = LEARNERS[name](cfg, 0, **kw)
+    _train(other, cfg, 2)
+    learner = LEARNERS[name](EASY, 0)
+    before = learner.state_dict()
+    with pytest.raises(ValueError, match=match):
+        learner.load_state_dict(_roundtrip(other.state_dict()))
+    _assert_same(before, learner.state_dict())
+
+
+def test_dqn_module_keeps_its_shared_helpers():
+    import agents.dqn as dqn
+    import agents.qbase as qbase
+
+    for helper in ("check_q_hyperparameters", "clone_state_dict", "polyak_update"):
+        assert helper in dqn.__all__ and getattr(dqn, helper) is getattr(qbase, helper)
+    gen = torch.Generator().manual_seed(0)
+    online, target = dqn.ItemScorer(3, 2, (4,), 2, gen), dqn.ItemScorer(3, 2, (4,), 2, gen)
+    start = dqn.clone_state_dict(target.state_dict())
+    dqn.polyak_update(target, online, 0.25)
+    for k, v in target.state_dict().items():
+        torch.testing.assert_close(v, 0.75 * start[k] + 0.25 * online.state_dict()[k])
+    dqn.polyak_update(target, online, 1.0)
+    _assert_same(target.state_dict(), online.state_dict())
+
+
 def test_replay_buffer_ring_and_state():
     buf = ReplayBuffer(5, obs_dim=2, slate_size=1)
     for start in (0, 3):
