@@ -227,6 +227,7 @@ class World:
         self._minus_ones_sc = _frozen(np.full(n * c, -1, np.int64))
         self._fresh_zeros = _frozen(np.zeros((n, c)))
         self._fresh_zeros_int = _frozen(np.zeros((n, c), np.int64))
+        self._fresh_extra = _frozen(np.zeros((n, c, len(ITEM_EXTRA_FEATURES)), np.float32))
         self._rng: np.random.Generator | None = None
 
     # ------------------------------------------------------------------ reset
@@ -377,49 +378,56 @@ class World:
 
     # ------------------------------------------------------------------ candidates / obs
     def _new_candidates(self) -> None:
-        """Draw this step's candidates and write their observed features (content, age, log
-        impressions, CTR, cold flag) into one (s, c, item_dim) float32 block, which
-        ``recommender_obs`` copies in one pass; ``candidates.content`` is a view into it.
+        """Draw this step's candidates and snapshot their observed features: the content
+        ``(s, c, content_dim)`` (``candidates.content``) and the extras ``(s, c, 4)`` (age, log
+        impressions, CTR, cold flag), which ``recommender_obs`` writes into the observation in
+        one pass each. They are copies taken now: items retired and replaced later in the
+        step do not change what this step's candidates look like (terminal observations).
 
-        RecSim's documents (fresh, one-hot, noise-free ``topic`` content) have no block: their
-        content is the one-hot topic, which ``recommender_obs`` scatters straight into the
-        observation, and ``candidates.topic_mix``/``content`` are ``None`` (use
-        :meth:`candidate_topic_mix`)."""
+        RecSim's documents (fresh, one-hot, noise-free ``topic`` content) have no stored
+        features: their content is the one-hot topic, which ``recommender_obs`` scatters
+        straight into the observation, and ``candidates.topic_mix``/``content`` are ``None``
+        (use :meth:`candidate_topic_mix`)."""
         cfg, s, c = self.config, self.n_sessions, self.config.n_candidates
-        d = self.layout.content_dim
         if self._onehot_content:
             topics = self.rng_cand.integers(cfg.n_topics, size=s * c)
             quality = (cfg.topic_quality_array[topics] + cfg.quality_noise
                        * self.rng_cand.standard_normal(s * c, dtype=np.float32))
             self._set_fresh_candidates(topics.reshape(s, c), None, quality.reshape(s, c),
                                        self._fresh_length.reshape(s, c), None)
-            self._cand_block = None
+            self._cand_extra = None
             return
-        block = np.zeros((s, c, self.layout.item_dim), np.float32)
         if self._catalog_mode:
             ids = items_lib.generate_candidates(self.catalog, s, cfg, self.rng_cand)
             cat = self.catalog
             age = (self.t - cat.born_at[ids]).astype(np.float64)
             impressions, clicks = cat.impressions[ids], cat.clicks[ids]
-            block[..., :d] = cat.content[ids]
-            block[..., d] = age / 100.0
-            block[..., d + 1] = np.log1p(impressions)
-            block[..., d + 2] = clicks / np.maximum(impressions, 1)
-            block[..., d + 3] = impressions < cfg.cold_start_impressions
             self.candidates = Candidates(
                 item_id=ids, topic=cat.main_topic[ids], topic_mix=cat.topic_mix[ids],
                 quality=cat.quality[ids], length=cat.length[ids], provider=cat.provider[ids],
-                content=block[..., :d], age=age, impressions=impressions, clicks=clicks,
+                content=np.take(cat.content, ids, axis=0), age=age, impressions=impressions,
+                clicks=clicks,
             )
+            self._cand_extra = self._extra_features(self.candidates)
         else:  # fresh documents: no history, so the extra features stay zero
             topics = self.rng_cand.integers(cfg.n_topics, size=s * c)
             new = items_lib.sample_items(topics, self._minus_ones_sc, self.provider_skill,
                                          cfg, self.encoder, self.rng_cand)
-            block[..., :d] = new.content.reshape(s, c, d)
             self._set_fresh_candidates(topics.reshape(s, c), new.topic_mix.reshape(s, c, -1),
                                        new.quality.reshape(s, c), new.length.reshape(s, c),
-                                       block[..., :d])
-        self._cand_block = block
+                                       new.content.reshape(s, c, -1))
+            self._cand_extra = self._fresh_extra
+
+    def _extra_features(self, cand: Candidates) -> np.ndarray:
+        """(s, c, 4) float32 age / 100, log1p(impressions), CTR and cold flag of catalog
+        candidates (zero for fresh documents, ``item_id == -1``)."""
+        extra = np.empty(cand.item_id.shape + (len(ITEM_EXTRA_FEATURES),), np.float32)
+        extra[..., 0] = cand.age / 100.0
+        extra[..., 1] = np.log1p(cand.impressions)
+        extra[..., 2] = cand.clicks / np.maximum(cand.impressions, 1)
+        extra[..., 3] = ((cand.item_id >= 0)
+                         & (cand.impressions < self.config.cold_start_impressions))
+        return extra
 
     def _set_fresh_candidates(self, topic, topic_mix, quality, length, content) -> None:
         self.candidates = Candidates(
@@ -454,11 +462,11 @@ class World:
             (n_rows, layout.size) float32.
         """
         cfg, S, lay = self.config, self.sessions, self.layout
-        block = self._cand_block
+        content, extra = self.candidates.content, self._cand_extra
         if rows is not None:
             S = Sessions(*(a[rows] for a in S))
-            if block is not None:
-                block = block[rows]
+            if content is not None:
+                content, extra = content[rows], extra[rows]
         n = S.user.shape[0]
         T = cfg.n_topics
         # the user part is built in a small contiguous buffer and copied once: column writes
@@ -470,13 +478,15 @@ class World:
         user[:, T + 2] = S.clicks / np.maximum(S.steps, 1)
         if cfg.observe_interest:
             user[:, T + 3: 2 * T + 3] = S.interest
-        if block is None:  # one-hot documents: scatter the ones into a zeroed observation
+        if content is None:  # one-hot documents: scatter the ones into a zeroed observation
             out = np.zeros((n, lay.size), np.float32)
             topic = self.candidates.topic if rows is None else self.candidates.topic[rows]
             out.reshape(-1)[self._onehot_offsets[:n] + topic] = 1.0
         else:
             out = np.empty((n, lay.size), np.float32)
-            out[:, lay.user_dim:] = block.reshape(n, -1)
+            cand = out[:, lay.user_dim:].reshape(n, lay.n_candidates, lay.item_dim)
+            cand[..., : lay.content_dim] = content
+            cand[..., lay.content_dim:] = extra
         out[:, :lay.user_dim] = user
         return out
 
@@ -662,20 +672,8 @@ class World:
         self.catalog = items_lib.insert_items(self.catalog, active, new, self.t)
 
     def _rebuild_block(self) -> None:
-        """Recompute the candidate feature block from ``self.candidates`` (after a load)."""
-        cand, cfg, d = self.candidates, self.config, self.layout.content_dim
-        if self._onehot_content:
-            self._cand_block = None
-            return
-        s, c = cand.item_id.shape
-        block = np.zeros((s, c, self.layout.item_dim), np.float32)
-        block[..., :d] = cand.content
-        block[..., d] = cand.age / 100.0
-        block[..., d + 1] = np.log1p(cand.impressions)
-        block[..., d + 2] = cand.clicks / np.maximum(cand.impressions, 1)
-        block[..., d + 3] = (cand.item_id >= 0) & (cand.impressions < cfg.cold_start_impressions)
-        self._cand_block = block
-        self.candidates = cand._replace(content=block[..., :d])
+        """Recompute the candidates' extra features from ``self.candidates`` (after a load)."""
+        self._cand_extra = None if self._onehot_content else self._extra_features(self.candidates)
 
     def item_texts(self, item_ids: np.ndarray) -> list[str]:
         """Descriptions of catalog items (rendered on demand; not on the step path)."""
