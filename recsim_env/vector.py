@@ -13,10 +13,14 @@ Episodes are sessions, exactly as in :class:`recsim_env.views.RecommenderView`, 
 * a session reaching ``max_session_steps`` steps is *truncated*: it is observed (the terminal
   observation), ended with ``World.restart_sessions`` and the slot re-observed.
 
-For each done env ``infos[i]`` holds ``terminal_observation``, ``TimeLimit.truncated`` (True only
-for time-limit ends) and ``episode = {"r", "l"}`` (so SB3 logs ``rollout/ep_rew_mean`` without a
-monitor; ``VecMonitor`` recomputes and overwrites the same numbers). Every info holds
-``TimeLimit.truncated``, as ``DummyVecEnv`` does.
+For each done env ``infos[i]`` is its own dict holding ``terminal_observation``,
+``TimeLimit.truncated`` (True only for time-limit ends) and ``episode = {"r", "l"}`` (so SB3
+logs ``rollout/ep_rew_mean`` without a monitor; ``VecMonitor`` recomputes and overwrites the
+same numbers). Every info holds ``TimeLimit.truncated``, as ``DummyVecEnv`` does. The infos of
+envs that are not done are one shared *read-only* mapping ``{"TimeLimit.truncated": False}``
+(``types.MappingProxyType``): SB3 and its wrappers only read them and write only into done
+envs' infos, and with thousands of envs a fresh dict per env per step costs more than a tenth
+of the step. Writing into one raises ``TypeError``; copy it first (``dict(info)``).
 
 Provider agents of the config, if any, publish at the built-in rate; user agents are left to
 the choice model. ``get_attr``/``set_attr``/``env_method`` act on the shared env: every index
@@ -25,8 +29,8 @@ sees the same value (a method is called once and its result repeated per index).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from itertools import repeat
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -41,7 +45,7 @@ from recsim_env.views import builtin_publish
 from recsim_env.world import World
 
 
-_INFO_TEMPLATE: dict[str, Any] = {"TimeLimit.truncated": False}
+_NOT_DONE_INFO: Mapping[str, Any] = MappingProxyType({"TimeLimit.truncated": False})
 
 
 def _bad_env(i: int, value: Any, space: spaces.Space, why: str) -> ValueError:
@@ -185,11 +189,12 @@ class RecommenderVecEnv(VecEnv):
         trunc = self._ep_len >= self.max_session_steps
         trunc &= ~ended
         obs = world.recommender_obs()
-        # one fresh dict per env (SB3 and wrappers may keep or modify them); copying a template
-        # in C is about twice as fast as a dict display in a comprehension
-        infos: list[dict[str, Any]] = list(map(dict.copy, repeat(_INFO_TEMPLATE, n)))
+        # envs that are not done share one read-only info; done envs get their own dicts
+        infos: list[Mapping[str, Any]] = [_NOT_DONE_INFO] * n
         dones = ended | trunc
         if dones.any():
+            for i in np.flatnonzero(dones).tolist():
+                infos[i] = {"TimeLimit.truncated": False}
             for j, i in enumerate(np.flatnonzero(ended).tolist()):
                 infos[i]["terminal_observation"] = res.terminal_obs[j]
             if trunc.any():

@@ -31,10 +31,31 @@ def test_vecenv_shapes_and_spaces():
     assert obs.shape == (6, venv.observation_space.shape[0]) and obs.dtype == np.float32
     assert rew.shape == (6,) and rew.dtype == np.float32
     assert done.shape == (6,) and done.dtype == bool
-    assert len(infos) == 6 and all(isinstance(i, dict) for i in infos)
-    assert len({id(i) for i in infos}) == 6  # one fresh dict per env
+    assert len(infos) == 6 and all(i["TimeLimit.truncated"] is False for i in infos)
     assert venv.world.n_sessions == 6
     assert venv.world.n_users == venv.config.cohort_size * 6
+
+
+def test_infos_done_envs_own_dicts_others_share_a_read_only_one():
+    venv = RecommenderVecEnv(16, max_session_steps=3, **SMALL)
+    venv.seed(0)
+    venv.reset()
+    rng = np.random.default_rng(0)
+    seen_done = seen_running = False
+    for _ in range(6):
+        _, _, done, infos = venv.step(actions_for(venv, rng))
+        for i, info in enumerate(infos):
+            if done[i]:
+                seen_done = True
+                assert isinstance(info, dict) and "terminal_observation" in info
+                assert sum(info is other for other in infos) == 1  # its own dict
+                info["mine"] = 1  # a done env's info may be written
+            else:
+                seen_running = True
+                assert dict(info) == {"TimeLimit.truncated": False}
+                with pytest.raises(TypeError):
+                    info["mine"] = 1  # shared: read-only, never silently shared writes
+    assert seen_done and seen_running
 
 
 def test_autoreset_terminal_observation_and_time_limit():
