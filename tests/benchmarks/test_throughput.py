@@ -39,3 +39,17 @@ def test_throughput_run_includes_faces(monkeypatch) -> None:
     assert calls == [(True, 0.3, 1)]
     assert result["rows"][-1]["face"] == "vecenv"
     assert "| vecenv | recsim_ie | 256 | 1 | 2.0 |" in throughput.format_table(result)
+
+
+def test_paired_ratios_divide_rates_taken_together(monkeypatch):
+    import recsim_reference
+
+    rates = iter([1000.0, 2000.0, 4000.0])
+    monkeypatch.setattr(recsim_reference, "run_recsim_reference",
+                        lambda n_steps, seed: {"steps_per_second": next(rates)})
+    monkeypatch.setattr(throughput_faces, "bench_vec",
+                        lambda venv, cfg, seconds: {"steps_per_s": 400_000.0})
+    monkeypatch.setattr(throughput, "bench_world", lambda preset, n, seconds: 800_000.0)
+    res = throughput.paired_ratios(3, 0.01)
+    assert [r["x_vecenv"] for r in res["pairs"]] == [400.0, 200.0, 100.0]
+    assert res["median_x_vecenv"] == 200.0 and res["median_x_world"] == 400.0
