@@ -5,7 +5,7 @@ Subcommands::
     recsim-marl presets                       # scenarios with a one-line description
     recsim-marl demo                          # what `make demo` runs
     recsim-marl train configs/dqn_default.toml --set run.total_steps=50000
-    recsim-marl evaluate runs/<run>/checkpoint.pt --scenario cold_start
+    recsim-marl evaluate runs/<run>/checkpoint.pt --scenario long_term
     recsim-marl benchmark --suite quick --workers 2
     recsim-marl tensorboard --logdir runs     # TensorBoard on 127.0.0.1
 
