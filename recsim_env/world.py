@@ -671,7 +671,7 @@ class World:
         new = self._sample_new(topics_a, provs_a)
         self.catalog = items_lib.insert_items(self.catalog, active, new, self.t)
 
-    def _rebuild_block(self) -> None:
+    def _rebuild_extras(self) -> None:
         """Recompute the candidates' extra features from ``self.candidates`` (after a load)."""
         self._cand_extra = None if self._onehot_content else self._extra_features(self.candidates)
 
@@ -726,7 +726,7 @@ class World:
         cand = groups["candidates"]
         self.candidates = Candidates(**{k: np.array(cand[k]) if k in cand else None
                                         for k in Candidates._fields})
-        self._rebuild_block()
+        self._rebuild_extras()
         if "catalog" in groups:
             self.catalog = items_lib.Catalog(**{k: np.array(v) for k, v in groups["catalog"].items()})
         self.counters = {k: float(v) for k, v in state["counters"].items()}
