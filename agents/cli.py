@@ -80,6 +80,7 @@ _CONSENSUS_KEYS: dict[str, tuple[Any, str]] = {
     "topology": (lambda v: v in ("complete", "ring", "star"),
                  "one of 'complete', 'ring', 'star'"),
     "every": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "common_init": (lambda v: isinstance(v, bool), "true or false"),
 }
 _SECTIONS = ("env", "learner", "run", "consensus")
 
@@ -203,7 +204,7 @@ def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     # consensus
     if raw.get("consensus") is not None:
         cons = {"n_learners": 4, "alpha": 0.1, "topology": "ring", "every": 1,
-                **cfg["consensus"]}
+                "common_init": False, **cfg["consensus"]}
         _check_keys("consensus", cfg["consensus"], _CONSENSUS_KEYS)
         for key, value in cons.items():
             check, expected = _CONSENSUS_KEYS[key]
@@ -268,7 +269,7 @@ def build_recommenders(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any], Any, l
              for j in range(m)]
     try:
         wrapper = ConsensusWrapper(group, alpha=float(cons["alpha"]), topology=cons["topology"],
-                                   every=cons["every"])
+                                   every=cons["every"], common_init=cons["common_init"])
     except ValueError as e:
         raise ConfigError(f"consensus: {e}") from None
     mapping = {f"recommender_{i}": group[i % m] for i in range(n)}

@@ -83,6 +83,7 @@ __all__ = [
     "LinearDecay",
     "adjacency",
     "consensus_step",
+    "copy_first",
     "spectral_rate",
     "weight_matrix",
 ]
@@ -650,6 +651,21 @@ def _apply(
     return ConsensusResult(before, after)
 
 
+def copy_first(members: Sequence[ParamSet | ConsensusMember], params: ParamSelector = None
+               ) -> None:
+    """Set every member's selected parameters (and targets) to member 0's, in place.
+
+    Validated like :func:`consensus_step` before anything is written. This is the common
+    starting point of decentralised SGD; the disagreement is 0 afterwards.
+    """
+    _, online, targets = _gather(members, params)
+    with torch.no_grad():
+        for group in [online] if targets is None else [online, targets]:
+            for tensors in group[1:]:
+                for t, first in zip(tensors, online[0], strict=True):
+                    t.copy_(first)
+
+
 # --------------------------------------------------------------------------- schedules
 
 
@@ -851,12 +867,18 @@ class ConsensusWrapper:
         alpha, topology, weights, every, params, degree, seed, allow_divergent: as in
             :class:`Consensus` (``alpha=0`` is independent learning; ``alpha=1`` with
             Metropolis weights on a complete graph of ``n`` learners averages them).
+        common_init: copy learner 0's selected parameters into every other learner (online
+            and target networks) once, at construction, so the group starts from one point
+            as in decentralised SGD. Networks initialised apart are not aligned (hidden units
+            can be permuted), so averaging them early mostly shrinks their weights toward
+            zero. Optimizer state is left alone (it belongs to each learner's own gradients).
     """
 
     def __init__(self, learners: Sequence[Any], *, alpha: float | Callable[[int], float] = 0.5,
                  topology: str | np.ndarray = "complete", weights: Any = "metropolis",
                  every: int = 1, params: ParamSelector = None, degree: int | None = None,
-                 seed: SeedLike = None, allow_divergent: bool = False) -> None:
+                 seed: SeedLike = None, allow_divergent: bool = False,
+                 common_init: bool = False) -> None:
         self.learners = list(learners)
         if len(self.learners) < 2:
             raise ValueError(f"consensus needs at least 2 learners, got {len(self.learners)}")
@@ -866,6 +888,8 @@ class ConsensusWrapper:
         self.consensus = Consensus(len(self.learners), alpha=alpha, topology=topology,
                                    weights=weights, every=every, params=params, degree=degree,
                                    seed=seed, allow_divergent=allow_divergent)
+        if common_init:
+            copy_first(self.members, params)
 
     def after_update(self, assignments: Any = None, logger: Any = None) -> ConsensusResult | None:
         """Count an update round and apply the consensus step when it is due."""

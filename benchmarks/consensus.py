@@ -112,6 +112,7 @@ class AlgoSpec:
     shared_kwargs: dict[str, Any] = field(default_factory=dict)  # overrides for the 1 shared
     head_prefixes: tuple[str, ...] = ()  # personal parameters of "heads personal"
     settings: tuple[Setting, ...] = ()
+    common_init: bool = True  # the 8 networks start from learner 0's initial weights
 
 
 # Evaluation points: every 1/32 of the run for its first quarter (where thresholds are
@@ -142,11 +143,13 @@ _PER_ROW = {"dqn": ("batch_size", "buffer_size", "learning_starts", "exploration
 
 
 def algo_spec(algo: str, *, quick: bool = False, steps: int | None = None,
-              overrides: dict[str, Any] | None = None) -> AlgoSpec:
+              overrides: dict[str, Any] | None = None, **fields: Any) -> AlgoSpec:
     """The experiment's budget and hyperparameters for ``algo`` (``dqn`` or ``ppo``).
 
     ``overrides``: learner kwargs to change (``--kwargs``); those counted in rows are scaled
     8x for the shared learner; the key ``train_every`` sets :attr:`AlgoSpec.train_every`.
+    ``fields``: other :class:`AlgoSpec` fields to replace (``eval_steps``, ``eval_seeds``,
+    ``common_init``; None leaves a field as it is).
     """
     if algo == "dqn":
         spec = AlgoSpec(
@@ -200,7 +203,13 @@ def algo_spec(algo: str, *, quick: bool = False, steps: int | None = None,
                                            if k in over}}
         spec = AlgoSpec(**{**spec.__dict__, "kwargs": kwargs, "shared_kwargs": shared,
                            "train_every": train_every})
-    return spec
+    fields = {k: v for k, v in fields.items() if v is not None}
+    unknown = set(fields) - set(spec.__dict__)
+    if unknown:
+        raise ValueError(f"unknown AlgoSpec fields {sorted(unknown)}")
+    if "eval_seeds" in fields:
+        fields["eval_seeds"] = tuple(int(x) for x in fields["eval_seeds"])
+    return AlgoSpec(**{**spec.__dict__, **fields})
 
 
 def eval_points(spec: AlgoSpec) -> list[int]:
@@ -319,7 +328,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     algo, seed = job["algo"], job["seed"]
     setting = Setting(**job["setting"])
     spec = algo_spec(algo, quick=job["quick"], steps=job["steps"],
-                     overrides=job.get("overrides"))
+                     overrides=job.get("overrides"), **job.get("fields", {}))
     cfg = env_config(job["skew"])
     if setting.kind == "shared":
         learner = _make(algo, cfg, 1000 * seed, spec, shared=True)
@@ -329,11 +338,13 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         group = [_make(algo, cfg, 1000 * seed + i, spec, shared=False) for i in range(N_AGENTS)]
         learners = {f"recommender_{i}": x for i, x in enumerate(group)}
         every = spec.kwargs["n_steps"] if algo == "ppo" else spec.train_every
+        # All parameters, never steps; with common_init every setting starts the 8 networks
+        # from learner 0's initial weights, so settings differ only in their coupling.
+        measure = ConsensusWrapper(group, alpha=0.0, common_init=spec.common_init)
         coupling = None
         if setting.kind == "consensus":
             coupling = ConsensusWrapper(group, alpha=setting.alpha, topology=setting.topology,
                                         every=every, params=setting.params)
-        measure = ConsensusWrapper(group, alpha=0.0)  # all parameters, never steps
         probe = _Probe(coupling, measure, spec.disagreement_every)
     run = RunConfig(total_steps=spec.steps, seed=seed, eval_seeds=spec.eval_seeds,
                     eval_every=0, eval_steps=spec.eval_steps,
@@ -509,10 +520,13 @@ def check_target(rows: dict[str, dict[str, Any]], spec: AlgoSpec) -> dict[str, A
         if s.kind != "consensus":
             continue
         r = rows[s.name]
-        faster = r["reached"] == len(r["final"]) and r["steps_mean"] <= 0.5 * ind["steps_mean"]
+        # independent learners at the threshold from step 0 (nothing to learn): none is faster
+        faster = (r["reached"] == len(r["final"]) and ind["steps_mean"] > 0
+                  and r["steps_mean"] <= 0.5 * ind["steps_mean"])
         higher = r["final_mean"] >= shared["final_mean"]
-        out.append({"setting": s.name, "steps_ratio_vs_independent":
-                    r["steps_mean"] / ind["steps_mean"], "final_minus_shared":
+        ratio = r["steps_mean"] / ind["steps_mean"] if ind["steps_mean"] > 0 else float("nan")
+        out.append({"setting": s.name, "steps_ratio_vs_independent": ratio,
+                    "final_minus_shared":
                     r["final_mean"] - shared["final_mean"], "faster": bool(faster),
                     "at_least_shared": bool(higher), "met": bool(faster and higher)})
     return {"met": any(o["met"] for o in out), "independent_lower_bound":
@@ -572,13 +586,16 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
                   f"Wall time: {spec['wall_s']:.0f} s on {spec.get('workers', meta['workers'])}"
                   f" worker(s), {spec['cpu_s']:.0f} s CPU summed over runs "
                   f"({spec.get('machine', meta['machine'])}).", ""]
-        lines += [f"{len(spec['seeds'])} seeds x {spec['steps']:,} env steps "
+        lines += [f"{len(spec['seeds'])} seeds {spec['seeds']} x {spec['steps']:,} env steps "
                   f"({spec['steps'] // N_AGENTS:,} world steps), evaluated at 0 and "
                   f"{spec['eval_points']} env steps on seeds {list(spec['eval_seeds'])} "
                   f"x {spec['eval_steps']} world steps. Learner kwargs: "
                   f"`{json.dumps(spec['kwargs'])}`; shared learner overrides: "
                   f"`{json.dumps(spec['shared_kwargs'])}`; "
-                  f"update round every {spec['train_every_effective']} world step(s).", ""]
+                  f"update round every {spec['train_every_effective']} world step(s). "
+                  + ("The 8 networks start from one initialisation (learner 0's weights, "
+                     "`common_init`) in every setting." if spec.get("common_init") else
+                     "Each network starts from its own random initialisation."), ""]
         lines += [f"Best final return: **{s['best']}**; 90% threshold = "
                   f"{s['threshold']:.1f}."]
         ref = block.get("reference")
@@ -662,7 +679,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--algo", choices=("dqn", "ppo", "both"), default="both")
     p.add_argument("--seeds", type=int, default=None,
-                   help="number of training seeds 0..n-1 (default 5; --quick: 2)")
+                   help="number of training seeds (default 5; --quick: 2)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="training seeds are first-seed .. first-seed + seeds - 1")
+    p.add_argument("--eval-steps", type=int, default=None,
+                   help="world steps per evaluation world (default: per algorithm)")
+    p.add_argument("--eval-seeds", type=int, nargs="+", default=None,
+                   help="held-out evaluation world seeds (default: per algorithm)")
+    p.add_argument("--no-common-init", action="store_true",
+                   help="start each agent's network from its own random weights")
     p.add_argument("--steps", type=int, default=None,
                    help="env steps per run (default: per algorithm)")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
@@ -704,7 +729,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out / "runs" if args.quick else ROOT / "runs" / "consensus_bench")
     out.mkdir(parents=True, exist_ok=True)
     algos = ["dqn", "ppo"] if args.algo == "both" else [args.algo]
-    seeds = list(range(args.seeds if args.seeds is not None else (2 if args.quick else 5)))
+    n_seeds = args.seeds if args.seeds is not None else (2 if args.quick else 5)
+    seeds = list(range(args.first_seed, args.first_seed + n_seeds))
+    fields = {"eval_steps": args.eval_steps, "eval_seeds": args.eval_seeds,
+              "common_init": False if args.no_common_init else None}
     json_path = out / "results.json"
     if args.report_only:
         data = json.loads(json_path.read_text())
@@ -735,7 +763,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     for algo in algos:
         overrides = parse_kwargs(args.kwargs).get(algo)
-        spec = algo_spec(algo, quick=args.quick, steps=args.steps, overrides=overrides)
+        spec = algo_spec(algo, quick=args.quick, steps=args.steps, overrides=overrides,
+                         **fields)
         if args.settings:
             want = [w.strip() for w in args.settings.split(",")]
             spec = AlgoSpec(**{**spec.__dict__, "settings": tuple(
@@ -743,7 +772,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 or any(w in s.name for w in want))})
         jobs = [{"algo": algo, "setting": s.__dict__, "seed": seed, "quick": args.quick,
                  "steps": args.steps, "skew": args.skew, "run_root": str(run_root),
-                 "overrides": overrides}
+                 "overrides": overrides, "fields": fields}
                 for s in spec.settings for seed in seeds]
         print(f"{algo}: {len(spec.settings)} settings x {len(seeds)} seeds = {len(jobs)} runs "
               f"of {spec.steps:,} env steps, {args.workers} worker(s)", flush=True)

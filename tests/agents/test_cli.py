@@ -51,6 +51,7 @@ def test_console_script_lists_presets():
     ("[learner]\nname = 'dqn'\n[learner.kwargs]\nbogus = 1\n", "learner.kwargs.bogus"),
     ("[learner]\nname = 'dqn'\n[learner.kwargs]\ngamma = 2.0\n", "learner.kwargs.gamma"),
     ("[consensus]\ntopology = 'mesh'\n", "consensus.topology"),
+    ("[consensus]\ncommon_init = 1\n", "consensus.common_init"),
     ("[extra]\nx = 1\n", "extra"),
     ("[run\n", "invalid TOML"),
 ])
@@ -95,6 +96,15 @@ def test_shipped_configs_are_valid(path):
         cfg["learner"]["kwargs"]["buffer_size"] = 1_000  # building is what is tested
     world_config, learners, consensus, group = cli.build_recommenders(cfg)
     assert group and (consensus is None) == ("consensus" not in cfg)
+
+
+def test_consensus_common_init_key():
+    cfg = cli.validate_config(cli.load_toml(REPO / "configs" / "consensus_dqn_default.toml"))
+    cfg["learner"]["kwargs"]["buffer_size"] = 1_000
+    assert cfg["consensus"]["common_init"] is False
+    assert cli.build_recommenders(cfg)[2].disagreement() > 0
+    cfg["consensus"]["common_init"] = True
+    assert cli.build_recommenders(cfg)[2].disagreement() == 0.0
 
 
 def test_train_then_evaluate(tmp_path, capsys):

@@ -69,3 +69,21 @@ def test_kwargs_must_be_per_algorithm():
     for bad in ('{"gradient_steps": 4}', '{"dqn": 3}', "not json"):
         with pytest.raises(SystemExit, match="--kwargs"):
             bench.parse_kwargs(bad)
+
+
+def test_algo_spec_fields_and_fresh_seeds(tmp_path):
+    spec = bench.algo_spec("dqn", eval_steps=7, eval_seeds=[3, 4], common_init=None)
+    assert spec.eval_steps == 7 and spec.eval_seeds == (3, 4) and spec.common_init
+    assert not bench.algo_spec("dqn", common_init=False).common_init
+    with pytest.raises(ValueError, match="unknown AlgoSpec fields"):
+        bench.algo_spec("dqn", eval_step=7)
+    out = tmp_path / "out"
+    data = bench.main(["--quick", "--algo", "dqn", "--seeds", "2", "--first-seed", "5",
+                       "--eval-steps", "30", "--eval-seeds", "77", "--no-common-init",
+                       "--out", str(out), "--run-root", str(tmp_path / "runs")])
+    spec = data["algos"]["dqn"]["spec"]
+    assert spec["seeds"] == [5, 6] and spec["eval_seeds"] == [77] and spec["eval_steps"] == 30
+    assert spec["common_init"] is False
+    assert "its own random initialisation" in (out / "results.md").read_text()
+    assert {p.name for p in (tmp_path / "runs" / "dqn" / "independent").iterdir()} == {
+        "seed5", "seed6"}

@@ -69,3 +69,36 @@ def test_sb3_members_include_targets():
     m = learner_member(a)
     assert m.target is a.model.policy.q_net_target
     assert np.isfinite(cw.disagreement())
+
+
+def test_common_init_starts_the_group_from_learner_0():
+    ls = dqns(3)
+    first = {k: v.detach().clone() for k, v in ls[0].q_net.named_parameters()}
+    heads_before = [ls[i].q_net.head[-1].weight.detach().clone() for i in range(3)]
+    assert ConsensusWrapper(ls, alpha=0.5).disagreement() > 0  # seeds 0, 1, 2 start apart
+    cw = ConsensusWrapper(ls, alpha=0.5, common_init=True, params=lambda n: "head" not in n)
+    assert cw.disagreement() == 0.0
+    for x in ls:
+        for name, p in x.q_net.named_parameters():
+            if "head" not in name:
+                assert torch.equal(p, first[name]), name
+        # the target network starts equal to its online network again
+        for name, (p, t) in enumerate(zip(x.q_net.parameters(), x.q_target.parameters())):
+            assert torch.equal(p, t), name
+    # learner 0 is the source and keeps its weights; personal heads are left alone
+    for name, p in ls[0].q_net.named_parameters():
+        assert torch.equal(p, first[name])
+    for i in range(3):
+        assert torch.equal(ls[i].q_net.head[-1].weight, heads_before[i])
+    assert not torch.equal(ls[1].q_net.head[-1].weight, ls[0].q_net.head[-1].weight)
+
+
+def test_common_init_rejects_mismatched_members_and_changes_nothing():
+    small = dqns(1)[0]
+    other = make_learner("dqn", CFG, seed=1, learning_starts=30, batch_size=16, hidden=(8,),
+                         cross_dim=4)
+    before = [p.detach().clone() for p in other.q_net.parameters()]
+    with pytest.raises(ValueError, match="shape"):
+        ConsensusWrapper([small, other], common_init=True)
+    for a, b in zip(before, other.q_net.parameters()):
+        assert torch.equal(a, b)
