@@ -73,6 +73,62 @@ class _SpacesOnly(gym.Env):
         raise RuntimeError("spaces-only env")
 
 
+def no_repeat_space(action_space: spaces.MultiDiscrete) -> spaces.MultiDiscrete:
+    """The no-repeat encoding of a slate space ``MultiDiscrete([c] * k)``:
+    ``MultiDiscrete([c, c - 1, ..., c - k + 1])``, where position ``j`` picks among the
+    candidates positions ``0 .. j - 1`` have not taken (see :func:`decode_no_repeat`)."""
+    nvec = np.asarray(action_space.nvec)
+    c, k = int(nvec[0]), nvec.shape[0]
+    if nvec.ndim != 1 or not np.all(nvec == c) or k > c:
+        raise ValueError(f"no-repeat slates need MultiDiscrete([c] * k) with k <= c, got "
+                         f"{action_space}")
+    return spaces.MultiDiscrete(np.arange(c, c - k, -1, dtype=np.int64))
+
+
+def decode_no_repeat(codes: np.ndarray, n_candidates: int) -> np.ndarray:
+    """Slates (n, k) of distinct candidate indices from no-repeat codes (n, k).
+
+    ``codes[:, j]`` in ``[0, c - j)`` is the rank, in candidate order, of the chosen one among
+    those not yet in the slate. Every code gives a slate without repeats and every such slate
+    has exactly one code (:func:`encode_no_repeat`), so a policy over codes can never waste a
+    position on a repeat, as independent per-position heads over ``MultiDiscrete([c] * k)`` do.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    n, k = codes.shape
+    limits = n_candidates - np.arange(k)
+    if np.any(codes < 0) or np.any(codes >= limits):
+        bad = np.argwhere((codes < 0) | (codes >= limits))[0]
+        raise ValueError(f"no-repeat code {codes[tuple(bad)]} at row {bad[0]}, position "
+                         f"{bad[1]} is outside [0, {limits[bad[1]]})")
+    free = np.ones((n, n_candidates), bool)
+    rows = np.arange(n)
+    out = np.empty((n, k), np.int64)
+    for j in range(k):  # slate positions; all rows at once
+        rank = np.cumsum(free, axis=1)
+        out[:, j] = np.argmax(free & (rank == codes[:, j:j + 1] + 1), axis=1)
+        free[rows, out[:, j]] = False
+    return out
+
+
+def encode_no_repeat(slates: np.ndarray, n_candidates: int) -> np.ndarray:
+    """Inverse of :func:`decode_no_repeat` for slates without repeats."""
+    slates = np.asarray(slates, dtype=np.int64)
+    n, k = slates.shape
+    free = np.ones((n, n_candidates), bool)
+    rows = np.arange(n)
+    out = np.empty((n, k), np.int64)
+    for j in range(k):
+        s = slates[:, j]
+        if not free[rows, s].all():
+            raise ValueError("encode_no_repeat: a slate repeats a candidate")
+        out[:, j] = np.cumsum(free, axis=1)[rows, s] - 1
+        free[rows, s] = False
+    return out
+
+
+SLATE_ENCODINGS = ("positions", "no_repeat")
+
+
 class SB3Learner:
     """An SB3 PPO, A2C or DQN model acting for ``n_rows`` agents (or sessions) at once.
 
@@ -82,6 +138,11 @@ class SB3Learner:
         n_rows: how many agents/sessions this learner acts for in each step (fixed).
         total_steps: planned env steps (drives SB3's learning-rate / exploration schedules).
         seed: seeds SB3 (torch) and this adapter's own generator.
+        slate_encoding: for a slate space ``MultiDiscrete([c] * k)``, ``k > 1``:
+            ``positions`` (the model's action space is the slate space itself; its
+            independent per-position heads can repeat an item, which leaves that position
+            empty) or ``no_repeat`` (the model acts in :func:`no_repeat_space` and its codes
+            are decoded into slates of distinct items, :func:`decode_no_repeat`).
         **kwargs: passed to the SB3 constructor (``n_steps``, ``learning_rate``, ...).
     """
 
@@ -89,8 +150,19 @@ class SB3Learner:
 
     def __init__(self, algo: str, observation_space: spaces.Space, action_space: spaces.Space,
                  n_rows: int, *, total_steps: int = 100_000, seed: int = 0,
-                 **kwargs: Any) -> None:
+                 slate_encoding: str = "positions", **kwargs: Any) -> None:
         self.algo = algo.lower()
+        if slate_encoding not in SLATE_ENCODINGS:
+            raise ValueError(f"slate_encoding must be one of {SLATE_ENCODINGS}, got "
+                             f"{slate_encoding!r}")
+        self._n_candidates: int | None = None  # set when codes are decoded into slates
+        if slate_encoding == "no_repeat":
+            if not isinstance(action_space, spaces.MultiDiscrete) or action_space.nvec.size < 2:
+                raise ValueError(f"slate_encoding='no_repeat' needs a slate space "
+                                 f"MultiDiscrete([c] * k) with k > 1, got {action_space}")
+            action_space = no_repeat_space(action_space)
+            self._n_candidates = int(action_space.nvec[0])
+        self.slate_encoding = slate_encoding
         venv = DummyVecEnv([lambda: _SpacesOnly(observation_space, action_space)] * n_rows)
         self.model = make_model(self.algo, venv, seed=seed, **kwargs)
         self.model.set_logger(Logger(folder=None, output_formats=[]))
@@ -117,8 +189,8 @@ class SB3Learner:
                     actions, values, log_probs = policy(obs_t)
                     self._pending = (np.array(obs, np.float32), actions.numpy(), values,
                                      log_probs)
-                    return actions.numpy()
-                return policy._predict(obs_t, deterministic=True).numpy()
+                    return self._slates(actions.numpy())
+                return self._slates(policy._predict(obs_t, deterministic=True).numpy())
             greedy = policy.q_net(obs_t).argmax(dim=1).numpy()
         if explore:
             eps = self.model.exploration_rate
@@ -126,6 +198,12 @@ class SB3Learner:
             greedy = np.where(rand, self.rng.integers(self.model.action_space.n,
                                                       size=greedy.shape[0]), greedy)
         return greedy
+
+    def _slates(self, actions: np.ndarray) -> np.ndarray:
+        """The model's actions as the world's (no-repeat codes decoded into slates)."""
+        if self._n_candidates is None:
+            return actions
+        return decode_no_repeat(actions, self._n_candidates)
 
     # ------------------------------------------------------------------ learning
     def _train_metrics(self) -> dict[str, float]:

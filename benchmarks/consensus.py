@@ -4,6 +4,8 @@
     python benchmarks/consensus.py --algo dqn --workers 2      # DQN only
     python benchmarks/consensus.py --quick --out /tmp/q        # smoke run (seconds)
     python benchmarks/consensus.py --report-only               # redo md + plots from json
+    python benchmarks/consensus.py --algo dqn --first-seed 10 --eval-seeds 20001 20002
+                                   # fresh training and evaluation seeds (a confirmation run)
 
 The world is the ``default`` preset with ``n_recommenders=8`` and heterogeneous cohorts
 (``cohort_topic_skew``, default 1.5: users of cohort ``c`` get +1.5 on topic ``c`` of their
@@ -25,7 +27,13 @@ Settings (each over ``--seeds`` training seeds, evaluated on held-out world seed
   updates (what ``complete`` with alpha = 1 approximates).
 
 Learners come from :func:`agents.factory.make_learner`: our ``dqn`` (item-wise double DQN)
-and SB3 ``ppo`` (``n_rows=1`` per agent). Our DQN takes one gradient step per ``update``
+and SB3 ``ppo`` (``n_rows=1`` per agent; its slates use the no-repeat encoding,
+``slate_encoding="no_repeat"``, because per-position heads over ``MultiDiscrete([10] * 3)``
+repeat items, which leaves positions empty). In every setting the 8 networks start from one
+initialisation (learner 0's weights, ``ConsensusWrapper(common_init=True)``; the shared
+learner is built with learner 0's seed), as decentralised SGD assumes: networks initialised
+apart are not aligned, so averaging them early mostly shrinks their weights
+(``--no-common-init`` gives each its own). Our DQN takes one gradient step per ``update``
 call, i.e. per world step; :class:`TrainEvery` can hand it ``train_every`` world steps of
 transitions at a time instead (SB3's ``train_freq``; ``--kwargs '{"dqn": {"train_every": 4}}'``)
 to cut CPU. Consensus runs once per update round (``every=train_every``, default every world
@@ -176,7 +184,8 @@ def algo_spec(algo: str, *, quick: bool = False, steps: int | None = None,
             steps=16_000, eval_fracs=tuple(k / 8 for k in range(1, 9)), eval_steps=100,
             eval_seeds=(10_001, 10_002), disagreement_every=32, train_every=1,
             kwargs=dict(n_steps=64, batch_size=32, n_epochs=4, learning_rate=1e-3,
-                        gamma=0.5, ent_coef=0.01, policy_kwargs=dict(net_arch=[64, 64])),
+                        gamma=0.5, ent_coef=0.01, policy_kwargs=dict(net_arch=[64, 64]),
+                        slate_encoding="no_repeat"),
             shared_kwargs=dict(batch_size=8 * 32),
             head_prefixes=("action_net", "value_net"),
             settings=_settings(PPO_FEATURES, (0.5,), (0.1, 0.5), 0.5),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from agents.base import ActContext
@@ -54,3 +55,51 @@ def test_trains_and_resumes_exactly(tmp_path):
                      world.candidates.item_id.copy())
     np.testing.assert_array_equal(learner.act(obs, ctx, explore=True),
                                   twin.act(obs, ctx, explore=True))
+
+
+# --------------------------------------------------------------------- no-repeat slate codes
+def test_no_repeat_codes_are_a_bijection_onto_slates_without_repeats():
+    from itertools import permutations
+
+    from agents.sb3 import decode_no_repeat, encode_no_repeat, no_repeat_space
+
+    from gymnasium import spaces
+
+    space = no_repeat_space(spaces.MultiDiscrete([5, 5, 5]))
+    assert space.nvec.tolist() == [5, 4, 3]
+    codes = np.array([[a, b, c] for a in range(5) for b in range(4) for c in range(3)])
+    slates = decode_no_repeat(codes, 5)
+    assert {tuple(s) for s in slates} == set(permutations(range(5), 3))  # all 60, once each
+    np.testing.assert_array_equal(encode_no_repeat(slates, 5), codes)
+    # position j picks among the candidates still free, in index order
+    np.testing.assert_array_equal(decode_no_repeat(np.array([[2, 2, 0]]), 5), [[2, 3, 0]])
+
+
+def test_no_repeat_rejects_bad_codes_and_spaces():
+    from agents.sb3 import decode_no_repeat, encode_no_repeat
+
+    with pytest.raises(ValueError, match=r"position 1 is outside \[0, 4\)"):
+        decode_no_repeat(np.array([[0, 4]]), 5)
+    with pytest.raises(ValueError, match="repeats"):
+        encode_no_repeat(np.array([[1, 1]]), 5)
+    with pytest.raises(ValueError, match="no_repeat"):
+        make_learner("ppo", make_config("default", slate_size=1), slate_encoding="no_repeat")
+    with pytest.raises(ValueError, match="slate_encoding must be one of"):
+        make_learner("ppo", CFG, slate_encoding="unique")
+
+
+def test_ppo_no_repeat_slates_never_repeat_and_train():
+    ppo = make_learner("ppo", CFG, n_rows=4, seed=0, slate_encoding="no_repeat", n_steps=8,
+                       batch_size=16, n_epochs=1)
+    assert ppo.model.action_space.nvec.tolist() == [10, 9, 8]
+    world = World(CFG, n_sessions=4)
+    world.reset(3)
+    for explore in (True, False):
+        slates = ppo.act(world.recommender_obs(), None, explore=explore)
+        assert slates.shape == (4, 3)
+        assert all(len(set(s)) == 3 for s in slates.tolist())
+    before = [p.detach().clone() for p in ppo.model.policy.parameters()]
+    for res in policy_steps(ppo, world, 16, explore=True, learn=True):
+        assert (res.impressions == 3).all()  # distinct items fill every position
+    assert ppo.model._n_updates == 2  # two rollouts of 8 steps x 4 rows were trained on
+    assert any(not torch.equal(a, b) for a, b in zip(before, ppo.model.policy.parameters()))
