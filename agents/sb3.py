@@ -34,6 +34,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from agents.base import ActContext, Transition
+from recsim_env.slates import decode_no_repeat, no_repeat_space
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
 
@@ -73,59 +74,6 @@ class _SpacesOnly(gym.Env):
         raise RuntimeError("spaces-only env")
 
 
-def no_repeat_space(action_space: spaces.MultiDiscrete) -> spaces.MultiDiscrete:
-    """The no-repeat encoding of a slate space ``MultiDiscrete([c] * k)``:
-    ``MultiDiscrete([c, c - 1, ..., c - k + 1])``, where position ``j`` picks among the
-    candidates positions ``0 .. j - 1`` have not taken (see :func:`decode_no_repeat`)."""
-    nvec = np.asarray(action_space.nvec)
-    c, k = int(nvec[0]), nvec.shape[0]
-    if nvec.ndim != 1 or not np.all(nvec == c) or k > c:
-        raise ValueError(f"no-repeat slates need MultiDiscrete([c] * k) with k <= c, got "
-                         f"{action_space}")
-    return spaces.MultiDiscrete(np.arange(c, c - k, -1, dtype=np.int64))
-
-
-def decode_no_repeat(codes: np.ndarray, n_candidates: int) -> np.ndarray:
-    """Slates (n, k) of distinct candidate indices from no-repeat codes (n, k).
-
-    ``codes[:, j]`` in ``[0, c - j)`` is the rank, in candidate order, of the chosen one among
-    those not yet in the slate. Every code gives a slate without repeats and every such slate
-    has exactly one code (:func:`encode_no_repeat`), so a policy over codes can never waste a
-    position on a repeat, as independent per-position heads over ``MultiDiscrete([c] * k)`` do.
-    """
-    codes = np.asarray(codes, dtype=np.int64)
-    n, k = codes.shape
-    limits = n_candidates - np.arange(k)
-    if np.any(codes < 0) or np.any(codes >= limits):
-        bad = np.argwhere((codes < 0) | (codes >= limits))[0]
-        raise ValueError(f"no-repeat code {codes[tuple(bad)]} at row {bad[0]}, position "
-                         f"{bad[1]} is outside [0, {limits[bad[1]]})")
-    free = np.ones((n, n_candidates), bool)
-    rows = np.arange(n)
-    out = np.empty((n, k), np.int64)
-    for j in range(k):  # slate positions; all rows at once
-        rank = np.cumsum(free, axis=1)
-        out[:, j] = np.argmax(free & (rank == codes[:, j:j + 1] + 1), axis=1)
-        free[rows, out[:, j]] = False
-    return out
-
-
-def encode_no_repeat(slates: np.ndarray, n_candidates: int) -> np.ndarray:
-    """Inverse of :func:`decode_no_repeat` for slates without repeats."""
-    slates = np.asarray(slates, dtype=np.int64)
-    n, k = slates.shape
-    free = np.ones((n, n_candidates), bool)
-    rows = np.arange(n)
-    out = np.empty((n, k), np.int64)
-    for j in range(k):
-        s = slates[:, j]
-        if not free[rows, s].all():
-            raise ValueError("encode_no_repeat: a slate repeats a candidate")
-        out[:, j] = np.cumsum(free, axis=1)[rows, s] - 1
-        free[rows, s] = False
-    return out
-
-
 SLATE_ENCODINGS = ("positions", "no_repeat")
 
 
@@ -157,9 +105,6 @@ class SB3Learner:
                              f"{slate_encoding!r}")
         self._n_candidates: int | None = None  # set when codes are decoded into slates
         if slate_encoding == "no_repeat":
-            if not isinstance(action_space, spaces.MultiDiscrete) or action_space.nvec.size < 2:
-                raise ValueError(f"slate_encoding='no_repeat' needs a slate space "
-                                 f"MultiDiscrete([c] * k) with k > 1, got {action_space}")
             action_space = no_repeat_space(action_space)
             self._n_candidates = int(action_space.nvec[0])
         self.slate_encoding = slate_encoding

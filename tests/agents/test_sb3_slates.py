@@ -58,31 +58,8 @@ def test_trains_and_resumes_exactly(tmp_path):
 
 
 # --------------------------------------------------------------------- no-repeat slate codes
-def test_no_repeat_codes_are_a_bijection_onto_slates_without_repeats():
-    from itertools import permutations
-
-    from agents.sb3 import decode_no_repeat, encode_no_repeat, no_repeat_space
-
-    from gymnasium import spaces
-
-    space = no_repeat_space(spaces.MultiDiscrete([5, 5, 5]))
-    assert space.nvec.tolist() == [5, 4, 3]
-    codes = np.array([[a, b, c] for a in range(5) for b in range(4) for c in range(3)])
-    slates = decode_no_repeat(codes, 5)
-    assert {tuple(s) for s in slates} == set(permutations(range(5), 3))  # all 60, once each
-    np.testing.assert_array_equal(encode_no_repeat(slates, 5), codes)
-    # position j picks among the candidates still free, in index order
-    np.testing.assert_array_equal(decode_no_repeat(np.array([[2, 2, 0]]), 5), [[2, 3, 0]])
-
-
-def test_no_repeat_rejects_bad_codes_and_spaces():
-    from agents.sb3 import decode_no_repeat, encode_no_repeat
-
-    with pytest.raises(ValueError, match=r"position 1 is outside \[0, 4\)"):
-        decode_no_repeat(np.array([[0, 4]]), 5)
-    with pytest.raises(ValueError, match="repeats"):
-        encode_no_repeat(np.array([[1, 1]]), 5)
-    with pytest.raises(ValueError, match="no_repeat"):
+def test_ppo_no_repeat_rejects_bad_spaces():
+    with pytest.raises(ValueError, match="no-repeat slates need"):
         make_learner("ppo", make_config("default", slate_size=1), slate_encoding="no_repeat")
     with pytest.raises(ValueError, match="slate_encoding must be one of"):
         make_learner("ppo", CFG, slate_encoding="unique")
