@@ -578,8 +578,9 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
         f"World: `default` preset with `n_recommenders=8`, **`cohort_topic_skew="
         f"{meta['skew']:g}`** (heterogeneous cohorts: users of cohort c get +{meta['skew']:g} "
         "on topic c of their initial interest and home; the preset's cohorts are identical "
-        "otherwise). Recommender i serves cohort i; reward = watch time; return = session "
-        "return on held-out world seeds (greedy policies).",
+        "otherwise). Recommender i serves cohort i; reward = watch time; return = mean "
+        "return of the sessions that start in the evaluation window of held-out worlds, each "
+        "followed to its end (`Runner.evaluate`; greedy policies).",
         "",
         "Final return = mean of the last two evaluations; steps to 90% = env steps until the "
         "trailing two-evaluation mean first reaches 90% of the best setting's final return "

@@ -188,3 +188,47 @@ def test_train_in_stages_evaluates_start_once(tmp_path):
 def test_run_config_rejects_bad_checkpoint_and_eval_options(tmp_path, kw, field):
     with pytest.raises(ValueError, match=field):
         run_cfg(tmp_path, **kw)
+
+
+def _recommender(cfg, name="most_popular"):
+    return {"recommender": make_baseline(name, cfg, World(cfg).layout, seed=0)}
+
+
+def test_evaluate_follows_sessions_started_in_the_window_to_their_end(tmp_path):
+    cfg = make_config("default", n_users=16, n_recommenders=4, n_items_initial=60,
+                      n_items_max=200)
+    runner = Runner(cfg, _recommender(cfg), run_cfg(tmp_path, eval_seeds=(7, 8)))
+    # a one-step window: each slot's first session, followed to its end (old rule: none ended)
+    one = runner.evaluate(steps=1)
+    assert one["sessions"] == 4 * 2 and one["censored_sessions"] == 0
+    assert one["mean_ep_length"] > 1 and np.isfinite(one["mean_reward"])
+    # the same sessions by hand, with a fresh copy of the policy (its tie-breaking generator
+    # moves on as it acts): the first session of every slot of world seed 7
+    twin = Runner(cfg, _recommender(cfg), run_cfg(tmp_path / "twin", eval_seeds=(7, 8)))
+    world = World(cfg, n_sessions=4)
+    world.reset(7)
+    rng = np.random.default_rng([7, 2])
+    first, done = np.full(4, np.nan), np.zeros(4, bool)
+    while not done.all():
+        slates, publish, _ = twin._act(world, world.recommender_obs(), world.provider_obs(),
+                                       False, rng)
+        res = world.step(slates, publish, None)
+        new = res.session_ended & ~done
+        first[new] = res.session_return[new]
+        done |= res.session_ended
+    assert one["per_seed_reward"][0] == pytest.approx(first.mean())
+    # a longer window counts more sessions; the estimate stays a mean of whole sessions
+    longer = runner.evaluate(steps=40)
+    assert longer["sessions"] > one["sessions"] and longer["censored_sessions"] == 0
+    runner.close()
+    twin.close()
+
+
+def test_evaluate_counts_sessions_that_never_end_as_censored(tmp_path):
+    cfg = make_config("default", n_users=8, n_recommenders=2, n_items_initial=60,
+                      n_items_max=200, patience=None, session_budget=1e9)
+    runner = Runner(cfg, _recommender(cfg, "random"), run_cfg(tmp_path, eval_seeds=(3,)))
+    ev = runner.evaluate(steps=5)
+    assert ev["censored_sessions"] == 2 and ev["sessions"] == 0
+    assert np.isnan(ev["mean_reward"])
+    runner.close()
