@@ -622,7 +622,11 @@ def write_markdown(path: Path, data: dict[str, Any]) -> None:
                   f"steps of independent learners AND ends >= full sharing): "
                   f"**{'met' if t['met'] else 'not met'}**."
                   + (" Independent learners did not all reach the threshold, so their "
-                     "steps are a lower bound." if t["independent_lower_bound"] else ""), ""]
+                     "steps are a lower bound." if t["independent_lower_bound"] else "")
+                  + (" The untrained networks already reach the threshold (step 0): the "
+                     "best final return is not 10% above the start, so steps to the "
+                     "threshold say nothing here." if s["rows"]["independent"]["steps_mean"] == 0
+                     else ""), ""]
         rows = s["rows"]
         for o in t["per_setting"]:
             final = rows[o["setting"]]["final"]
