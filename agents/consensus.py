@@ -653,7 +653,9 @@ def _apply(
 
 def copy_first(members: Sequence[ParamSet | ConsensusMember], params: ParamSelector = None
                ) -> None:
-    """Set every member's selected parameters (and targets) to member 0's, in place.
+    """Set every member's selected parameters to member 0's, and their targets to member 0's
+    target, in place (the averaging map with all weight on member 0, applied to online and
+    target networks alike, as :func:`consensus_step` does).
 
     Validated like :func:`consensus_step` before anything is written. This is the common
     starting point of decentralised SGD; the disagreement is 0 afterwards.
@@ -662,7 +664,7 @@ def copy_first(members: Sequence[ParamSet | ConsensusMember], params: ParamSelec
     with torch.no_grad():
         for group in [online] if targets is None else [online, targets]:
             for tensors in group[1:]:
-                for t, first in zip(tensors, online[0], strict=True):
+                for t, first in zip(tensors, group[0], strict=True):
                     t.copy_(first)
 
 

@@ -93,6 +93,18 @@ def test_common_init_starts_the_group_from_learner_0():
     assert not torch.equal(ls[1].q_net.head[-1].weight, ls[0].q_net.head[-1].weight)
 
 
+def test_common_init_copies_targets_from_learner_0s_target():
+    ls = dqns(2)
+    with torch.no_grad():
+        for p in ls[0].q_target.parameters():
+            p.add_(1.0)  # learner 0's target lags its online network
+    ConsensusWrapper(ls, alpha=0.5, common_init=True)
+    for a, b in zip(ls[1].q_target.parameters(), ls[0].q_target.parameters()):
+        assert torch.equal(a, b)
+    for a, b in zip(ls[1].q_net.parameters(), ls[0].q_net.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_common_init_rejects_mismatched_members_and_changes_nothing():
     small = dqns(1)[0]
     other = make_learner("dqn", CFG, seed=1, learning_starts=30, batch_size=16, hidden=(8,),
