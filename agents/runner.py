@@ -403,8 +403,9 @@ class Runner:
         *end* inside a fixed window instead drops the long sessions still running at its end,
         so the mean return depended on the window's length (on ``default`` with 8 slots and
         cohort-skewed users, random's read 66.4 over a 100-step window and 76.4 over 200;
-        counted this way it reads 70.0 and 72.1). Sessions still running ``max(4 * steps, 1000)`` world steps after the window
-        are dropped and counted in ``censored_sessions``.
+        counted this way it reads 70.0 and 72.1). Sessions still running
+        ``max(4 * steps, 1000)`` world steps after the window are dropped and counted in
+        ``censored_sessions``.
 
         Returns:
             ``mean_reward`` (mean recommender session return over the counted sessions),

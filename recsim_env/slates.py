@@ -54,7 +54,13 @@ def decode_no_repeat(codes: np.ndarray, n_candidates: int) -> np.ndarray:
     has exactly one code (:func:`encode_no_repeat`), so a policy over codes can never waste a
     position on a repeat, as independent per-position heads over ``MultiDiscrete([c] * k)`` do.
     """
-    codes = np.asarray(codes, dtype=np.int64)
+    raw = np.asarray(codes)
+    if raw.ndim != 2 or not (np.issubdtype(raw.dtype, np.integer)
+                             or (np.issubdtype(raw.dtype, np.floating)
+                                 and np.all(raw == np.round(raw)))):
+        raise ValueError(f"no-repeat codes must be whole numbers of shape (n, k), got "
+                         f"{raw.dtype} of shape {raw.shape}")
+    codes = raw.astype(np.int64)
     n, k = codes.shape
     limits = n_candidates - np.arange(k)
     if np.any(codes < 0) or np.any(codes >= limits):

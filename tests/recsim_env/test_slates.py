@@ -44,6 +44,10 @@ def test_bad_codes_are_rejected():
         decode_no_repeat(np.array([[-1, 0]]), 5)
     with pytest.raises(ValueError, match="repeats"):
         encode_no_repeat(np.array([[1, 1]]), 5)
+    with pytest.raises(ValueError, match="whole numbers"):
+        decode_no_repeat(np.array([[0.5, 1.0]]), 5)
+    with pytest.raises(ValueError, match="shape"):
+        decode_no_repeat(np.array([0, 1]), 5)
 
 
 def test_view_wrapper_passes_check_env_and_shows_distinct_items():
