@@ -697,7 +697,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--first-seed", type=int, default=0,
                    help="training seeds are first-seed .. first-seed + seeds - 1")
     p.add_argument("--eval-steps", type=int, default=None,
-                   help="world steps per evaluation world (default: per algorithm)")
+                   help="world steps in which evaluated sessions start, each followed to its "
+                        "end (default: per algorithm)")
     p.add_argument("--eval-seeds", type=int, nargs="+", default=None,
                    help="held-out evaluation world seeds (default: per algorithm)")
     p.add_argument("--no-common-init", action="store_true",
