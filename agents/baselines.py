@@ -32,12 +32,7 @@ Privileged learners read the hidden world state through ``ActContext.world``; th
 ``np.random.Generator`` from ``seed``; :meth:`state_dict` holds its state (and anything
 learned), so a resumed learner acts exactly as the original would have.
 
-:func:`evaluate_policy` drives a learner on a batched :class:`recsim_env.World` (acting and
-learning) and returns session return, CTR and engagement over the measured steps.
-
-Measured mean session returns (:func:`evaluate_policy`: 256 sessions, 500 warm-up steps then
-1,500 measured, world seed 0): ``recsim_ie`` random 154, myopic oracle 166,
-long-term oracle 287 (RecSim's references: random 154, myopic 166, best quality 280).
+Baselines are evaluated through the project's one loop, :func:`agents.evaluation.evaluate`.
 """
 
 from __future__ import annotations
@@ -45,7 +40,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from collections.abc import Iterator
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -70,7 +64,6 @@ __all__ = [
     "RandomPolicy",
     "ThompsonSampling",
     "Engagement",
-    "evaluate_policy",
     "expected_engagement",
     "item_counts",
     "make_baseline",
@@ -1079,91 +1072,3 @@ def make_baseline(name: str, env_config: EnvConfig, layout: ObsLayout, seed: int
     if name not in BASELINES:
         raise ValueError(f"name must be one of {sorted(BASELINES)}, got {name!r}")
     return BASELINES[name](env_config, layout, seed=seed, **kwargs)
-
-
-def policy_steps(policy: Any, world: World, n_steps: int, *, learn: bool = True,
-                 explore: bool = True) -> Iterator[Any]:
-    """Drive every session slot of ``world`` with ``policy`` for ``n_steps`` world steps.
-
-    Every step: observe all slots, ``act``, step the world, and (with ``learn``) ``update`` on
-    the :class:`Transition` (``next_obs`` holds the terminal observation of the sessions that
-    ended; ``terminated`` marks them). Yields each step's ``World.step`` result.
-    """
-    slots = np.arange(world.n_sessions)
-    no_trunc = np.zeros(world.n_sessions, bool)
-    obs = world.recommender_obs()
-    for _ in range(n_steps):
-        context = ActContext(world, slots, world.sessions.user.copy(),
-                             world.candidates.item_id.copy())
-        action = policy.act(obs, context, explore=explore)
-        res = world.step(action)
-        next_obs = world.recommender_obs()
-        if learn:
-            final = next_obs.copy()
-            final[res.session_ended] = res.terminal_obs
-            policy.update(Transition(
-                obs=obs, action=action, reward=res.reward, next_obs=final,
-                terminated=res.session_ended.copy(), truncated=no_trunc, clicked=res.choice,
-                context=context))
-        obs = next_obs
-        yield res
-
-
-def evaluate_policy(policy: Any, cfg: EnvConfig, n_sessions: int = 256, n_steps: int = 1500,
-                    seed: int = 0, *, learn: bool = True, explore: bool = True,
-                    warmup_steps: int = 0) -> dict[str, float]:
-    """Run a learner on ``World(cfg, n_sessions)``: ``warmup_steps``, then ``n_steps`` measured.
-
-    Every step: observe all slots, ``act``, step the world, and (with ``learn``) ``update`` on
-    the :class:`Transition` (``next_obs`` holds the terminal observation of the sessions that
-    ended; ``terminated`` marks them). As in :func:`agents.metrics.evaluate_recommender`,
-    ``n_steps`` counts measured steps only.
-
-    Args:
-        policy: a learner.
-        cfg: world config.
-        n_sessions: concurrent session slots.
-        n_steps: measured steps (>= 1).
-        seed: world seed.
-        learn: call ``policy.update``.
-        explore: passed to ``policy.act``.
-        warmup_steps: steps run first (the policy acts and learns, nothing is counted).
-
-    Returns:
-        Over the measured steps: ``session_return`` and ``session_length`` (means over the
-        sessions that ended), ``sessions``, ``ctr``, ``cold_start_ctr``, ``clicks_per_step``,
-        ``watch_time`` (per session step).
-    """
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"n_steps must be an int >= 1, got {n_steps!r}")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)) \
-            or warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
-    world = World(cfg, n_sessions=n_sessions)
-    world.reset(seed)
-    # sums over the measured steps, from the step results (not the world's internal counters)
-    tot = dict.fromkeys(("ret", "len", "sessions", "imp", "clicks", "cold_imp", "cold_clicks",
-                         "watch", "user_steps"), 0.0)
-    steps = policy_steps(policy, world, warmup_steps + n_steps, learn=learn, explore=explore)
-    for t, res in enumerate(steps):
-        if t >= warmup_steps:
-            ended = res.session_ended
-            tot["ret"] += float(res.session_return[ended].sum())
-            tot["len"] += float(res.session_length[ended].sum())
-            tot["sessions"] += int(ended.sum())
-            tot["imp"] += int(res.impressions.sum())
-            tot["clicks"] += int((res.choice >= 0).sum())
-            tot["cold_imp"] += int(res.cold_impressions.sum())
-            tot["cold_clicks"] += int(res.cold_clicks.sum())
-            tot["watch"] += float(res.watch_time.sum())
-            tot["user_steps"] += world.n_sessions
-    n_sess = tot["sessions"]
-    return {
-        "session_return": tot["ret"] / n_sess if n_sess else float("nan"),
-        "session_length": tot["len"] / n_sess if n_sess else float("nan"),
-        "sessions": n_sess,
-        "ctr": tot["clicks"] / max(tot["imp"], 1),
-        "cold_start_ctr": tot["cold_clicks"] / max(tot["cold_imp"], 1),
-        "clicks_per_step": tot["clicks"] / max(tot["user_steps"], 1),
-        "watch_time": tot["watch"] / max(tot["user_steps"], 1),
-    }

@@ -33,11 +33,11 @@ import math  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import tomllib  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+import tomllib  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN_CONFIG_NAME = "train_config.json"

@@ -73,6 +73,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from agents.callbacks import Callback
+
 __all__ = [
     "TOPOLOGIES",
     "WEIGHTS",
@@ -856,10 +858,12 @@ def learner_member(learner: Any) -> ConsensusMember:
                      "needs learners with networks (our Q-learners or SB3 models)")
 
 
-class ConsensusWrapper:
+class ConsensusWrapper(Callback):
     """Couple a group of the runner's learners with a consensus step after each update round.
 
-    One update round is one runner step (every learner of the group has been updated once).
+    A runner callback (:class:`agents.callbacks.Callback`): pass it in ``Runner(...,
+    callbacks=[wrapper])``. One update round is one runner step (every learner of the group
+    has been updated once).
     Logs ``consensus/disagreement`` (before the step), ``consensus/alpha`` and
     ``consensus/rounds`` to the runner's TensorBoard logger.
 
@@ -893,10 +897,15 @@ class ConsensusWrapper:
         if common_init:
             copy_first(self.members, params)
 
-    def after_update(self, assignments: Any = None, logger: Any = None) -> ConsensusResult | None:
+    def after_update(self, logger: Any = None) -> ConsensusResult | None:
         """Count an update round and apply the consensus step when it is due."""
         self.consensus.logger = logger
         return self.consensus.after_update(self.members)
+
+    def on_step(self, step: Any) -> bool:
+        """The runner's hook: one update round happened."""
+        self.after_update(self.runner.logger)
+        return True
 
     def disagreement(self) -> float:
         """Current disagreement sum_i ||theta_i - mean||^2 over the selected parameters."""

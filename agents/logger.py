@@ -8,13 +8,23 @@ recommender add a suffix (``rollout/ep_rew_mean_provider``).
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from stable_baselines3.common.logger import Logger, configure
+from stable_baselines3.common.logger import (
+    CSVOutputFormat,
+    HumanOutputFormat,
+    Logger,
+    TensorBoardOutputFormat,
+)
+
+PROGRESS_NAME = "progress.csv"
 
 EP_REW_MEAN = "rollout/ep_rew_mean"
 EP_LEN_MEAN = "rollout/ep_len_mean"
@@ -52,10 +62,55 @@ def make_run_dir(root: str | Path, scenario: str, algo: str, seed: int) -> Path:
             t += 1
 
 
+class ResumableCSV(CSVOutputFormat):
+    """SB3's CSV output, but an existing ``progress.csv`` keeps its rows: a resumed run
+    appends to it (SB3's own format reopens the file with ``"w+"`` and loses the history)."""
+
+    def __init__(self, filename: str) -> None:
+        if os.path.isfile(filename) and os.path.getsize(filename) > 0:
+            self.file = open(filename, "r+")  # noqa: SIM115 - closed by close()
+            header = self.file.readline().rstrip("\n")
+            self.keys = header.split(",") if header else []
+            self.file.seek(0, os.SEEK_END)
+            self.separator, self.quotechar = ",", '"'
+        else:
+            super().__init__(filename)
+
+
 def make_logger(run_dir: str | Path, *, stdout: bool = False, csv: bool = True) -> Logger:
-    """SB3 logger writing TensorBoard events (and CSV) into ``run_dir``."""
-    formats = ["tensorboard"] + (["csv"] if csv else []) + (["stdout"] if stdout else [])
-    return configure(str(run_dir), formats)
+    """SB3 logger writing TensorBoard events (and ``progress.csv``) into ``run_dir``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    formats: list[Any] = [TensorBoardOutputFormat(str(run_dir))]
+    if csv:
+        formats.append(ResumableCSV(str(run_dir / PROGRESS_NAME)))
+    if stdout:
+        formats.append(HumanOutputFormat(sys.stdout))
+    return Logger(folder=str(run_dir), output_formats=formats)
+
+
+def truncate_progress(run_dir: str | Path, steps: int) -> int:
+    """Drop the rows of ``run_dir/progress.csv`` logged after ``steps`` env steps (a run
+    killed after its last checkpoint logged them; the resumed run logs them again).
+
+    Returns:
+        The number of rows dropped.
+    """
+    path = Path(run_dir) / PROGRESS_NAME
+    if not path.is_file():
+        return 0
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or "time/total_timesteps" not in rows[0]:
+        return 0
+    col = rows[0].index("time/total_timesteps")
+    keep = [rows[0]] + [r for r in rows[1:] if col >= len(r) or r[col] == ""
+                        or float(r[col]) <= steps]
+    dropped = len(rows) - len(keep)
+    if dropped:
+        with path.open("w", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerows(keep)
+    return dropped
 
 
 def save_config(run_dir: str | Path, config: dict[str, Any], logger: Logger | None = None) -> Path:

@@ -1,9 +1,7 @@
 """Statistics and recommendation metrics for benchmarks: batched, pure numpy.
 
-Confidence intervals:
-
-* :func:`mean_ci`: mean and the half-width of the two-sided Student-t confidence interval
-  ``t_{(1 + confidence) / 2, n - 1} * s / sqrt(n)`` over independent runs (seeds).
+Intervals over seeds live in :mod:`agents.stats`; the evaluation loop that feeds these
+metrics is :func:`agents.evaluation.evaluate`.
 
 Ranking metrics of slates against ground-truth relevance (``relevance (n, C)`` for ``C``
 candidates, ``slates (n, k)`` candidate indices, best first), per row:
@@ -27,78 +25,23 @@ Catalog metrics:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "ItemLedger",
     "coverage",
-    "METRIC_KEYS",
     "distinct_mask",
-    "evaluate_recommender",
     "gini",
     "intra_list_diversity",
-    "mean_ci",
     "ndcg_at_k",
     "oracle_gap_closed",
     "precision_at_k",
     "ranking_metrics",
     "recall_at_k",
     "relevant_mask",
-    "t_quantile",
 ]
-
-# Two-sided 95% Student-t quantiles t_{0.975, df} for df = 1..30 (scipy-free fallback).
-_T975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004,
-         2.262157, 2.228139, 2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905,
-         2.109816, 2.100922, 2.093024, 2.085963, 2.079614, 2.073873, 2.068658, 2.063899,
-         2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272)
-
-
-def t_quantile(p: float, df: int) -> float:
-    """Quantile ``p`` of Student's t with ``df`` degrees of freedom.
-
-    Uses ``scipy.stats.t`` when scipy is installed; otherwise only ``p = 0.975`` is supported
-    (a table for ``df <= 30``, the normal quantile 1.96 beyond, which is within 2%).
-    """
-    if df < 1:
-        raise ValueError(f"df must be >= 1, got {df}")
-    try:
-        from scipy import stats
-    except ImportError:  # pragma: no cover - scipy ships with the dev extra
-        if abs(p - 0.975) > 1e-12:
-            raise ValueError(f"without scipy only p=0.975 is supported, got {p}") from None
-        return _T975[df - 1] if df <= len(_T975) else 1.959964
-    return float(stats.t.ppf(p, df))
-
-
-def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95
-            ) -> tuple[float, float]:
-    """Mean and confidence-interval half-width over independent runs (Student t).
-
-    Non-finite values (runs where the metric is undefined) are dropped.
-
-    Args:
-        values: (n,) one value per run (seed).
-        confidence: two-sided level in (0, 1).
-
-    Returns:
-        ``(mean, half_width)``; ``(nan, nan)`` without values, ``(x, nan)`` with one.
-    """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    x = np.asarray(values, dtype=np.float64).reshape(-1)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return float("nan"), float("nan")
-    mean = float(x.mean())
-    if x.size == 1:
-        return mean, float("nan")
-    sem = float(x.std(ddof=1)) / math.sqrt(x.size)
-    return mean, t_quantile(0.5 + confidence / 2.0, x.size - 1) * sem
-
 
 # --------------------------------------------------------------------------- ranking
 def distinct_mask(slates: np.ndarray) -> np.ndarray:
@@ -224,14 +167,8 @@ def oracle_gap_closed(learned: float | np.ndarray, myopic: float | np.ndarray,
     return float(out) if out.ndim == 0 else out
 
 
-# --------------------------------------------------------------------------- evaluation loop
-METRIC_KEYS = ("return", "ctr", "watch_time", "session_length", "return_rate",
-               "cold_start_ctr", "cold_start_share", "time_to_first_click", "coverage",
-               "diversity", "gini", "provider_gini", "precision", "recall", "ndcg")
-"""What :func:`evaluate_recommender` measures (besides ``sessions`` and ``steps``)."""
-
-
-class _ItemLedger:
+# --------------------------------------------------------------------------- catalog ledger
+class ItemLedger:
     """Impressions per catalog item over a run. Catalog slots are reused, so an item is a
     (slot, born_at) occupant; an occupant is flushed to the ledger when its slot changes."""
 
@@ -262,142 +199,3 @@ class _ItemLedger:
         """(items available during the run,) impressions of each."""
         live = self._imp[self._key != self._EMPTY]
         return np.concatenate(self._done + [live])
-
-
-def evaluate_recommender(policy: Any, config: Any, *, seed: int, n_sessions: int = 64,
-                         n_steps: int = 500, warmup_steps: int = 0, explore: bool = False,
-                         learn: bool = False) -> dict[str, float]:
-    """Run a recommender policy on a fresh batched world and measure every benchmark metric.
-
-    The loop is batched over sessions (no Python loop over sessions or items). Every step it
-    reads the ground-truth relevance of every candidate, the expected engagement under the
-    true user state (:func:`agents.baselines.expected_engagement`: ``P(click) * reward``), to
-    score the slates with precision/recall/NDCG@k.
-
-    Args:
-        policy: a learner, or a sequence of learners that share the rows (row ``i`` is served
-            by ``policy[i % len(policy)]``). Every learner gets an :class:`ActContext` with the
-            world (privileged learners read it).
-        config: the world's :class:`recsim_env.EnvConfig`.
-        seed: world seed.
-        n_sessions: concurrent session slots (``World(config, n_sessions)``).
-        n_steps: measured world steps.
-        warmup_steps: world steps run first and not measured (item counters and online
-            learners reach a steady state).
-        explore: passed to ``act``.
-        learn: call ``update`` every step (online learners such as the bandits).
-
-    Returns:
-        One value per key of :data:`METRIC_KEYS`, plus ``sessions`` (ended during the
-        measured steps) and ``steps``. ``return`` and ``session_length`` are means over the
-        sessions that ended while measuring; item, provider and cold-start metrics are NaN
-        for fresh documents (``candidate_source='fresh'``), which have no identity.
-    """
-    from agents.base import ActContext, Transition
-    from agents.baselines import expected_engagement
-    from recsim_env.world import World
-
-    learners = list(policy) if isinstance(policy, (list, tuple)) else [policy]
-    world = World(config, n_sessions=n_sessions)
-    world.reset(seed)
-    n, k = world.n_sessions, config.slate_size
-    slots = np.arange(n)
-    groups = [slots[i::len(learners)] for i in range(len(learners))]
-    no_trunc = np.zeros(n, bool)
-    catalog_mode = world.catalog is not None
-    ledger = _ItemLedger(world.catalog) if catalog_mode else None
-    n_prov = world.n_providers_total
-    prov_imp = np.zeros(n_prov)
-    sums = dict.fromkeys(("ret", "len", "sessions", "imp", "clicks", "cold_imp", "cold_clicks",
-                          "watch", "user_steps", "precision", "recall", "ndcg", "ndcg_n",
-                          "diversity", "diversity_n"), 0.0)
-    counters0: dict[str, float] = {}
-    obs = world.recommender_obs()
-    slates = np.empty((n, k), np.int64)
-    for t in range(warmup_steps + n_steps):
-        measuring = t >= warmup_steps
-        if t == warmup_steps:
-            counters0 = dict(world.counters)
-        cand = world.candidates
-        context = ActContext(world, slots, world.sessions.user.copy(), cand.item_id.copy())
-        for learner, rows in zip(learners, groups):
-            sub = context if len(learners) == 1 else ActContext(
-                world, rows, context.user_ids[rows], context.item_ids[rows])
-            act = learner.act(obs[rows], sub, explore=explore)
-            slates[rows] = np.asarray(act, dtype=np.int64).reshape(rows.size, k)
-        if measuring:
-            eng = expected_engagement(world, slots)
-            rank = ranking_metrics(slates, eng.p_click * eng.reward)
-            sums["precision"] += float(rank["precision"].sum())
-            sums["recall"] += float(rank["recall"].sum())
-            ok = np.isfinite(rank["ndcg"])
-            sums["ndcg"] += float(rank["ndcg"][ok].sum())
-            sums["ndcg_n"] += int(ok.sum())
-            shown = distinct_mask(slates)
-            if k > 1:
-                mix = world.candidate_topic_mix(slots)
-                ild = intra_list_diversity(mix[np.arange(len(slots))[:, None], slates], shown)
-                ok = np.isfinite(ild)
-                sums["diversity"] += float(ild[ok].sum())
-                sums["diversity_n"] += int(ok.sum())
-            if catalog_mode:
-                ledger.sync(world.catalog)
-                ledger.add(cand.item_id[slots[:, None], slates][shown])
-                prov_imp += np.bincount(cand.provider[slots[:, None], slates][shown],
-                                        minlength=n_prov)[:n_prov]
-        slates_now = slates.copy()
-        res = world.step(slates_now)
-        next_obs = world.recommender_obs()
-        if learn:
-            final = next_obs.copy()
-            final[res.session_ended] = res.terminal_obs
-            for learner, rows in zip(learners, groups):
-                ctx = context if len(learners) == 1 else ActContext(
-                    world, rows, context.user_ids[rows], context.item_ids[rows])
-                learner.update(Transition(
-                    obs=obs[rows], action=slates_now[rows], reward=res.reward[rows],
-                    next_obs=final[rows], terminated=res.session_ended[rows].copy(),
-                    truncated=no_trunc[rows], clicked=res.choice[rows], context=ctx))
-        obs = next_obs
-        if measuring:
-            ended = res.session_ended
-            sums["ret"] += float(res.session_return[ended].sum())
-            sums["len"] += float(res.session_length[ended].sum())
-            sums["sessions"] += int(ended.sum())
-            sums["imp"] += int(res.impressions.sum())
-            sums["clicks"] += int((res.choice >= 0).sum())
-            sums["cold_imp"] += int(res.cold_impressions.sum())
-            sums["cold_clicks"] += int(res.cold_clicks.sum())
-            sums["watch"] += float(res.watch_time.sum())
-            sums["user_steps"] += n
-    c = {key: world.counters[key] - counters0.get(key, 0.0) for key in world.counters}
-    nan = float("nan")
-
-    def ratio(a: float, b: float) -> float:
-        return float(a / b) if b > 0 else nan
-
-    out = {
-        "return": ratio(sums["ret"], sums["sessions"]),
-        "ctr": ratio(sums["clicks"], sums["imp"]),
-        "watch_time": ratio(sums["watch"], sums["user_steps"]),
-        "session_length": ratio(sums["len"], sums["sessions"]),
-        "return_rate": ratio(c.get("returned_in_window", 0.0), c.get("sessions", 0.0)),
-        "cold_start_ctr": ratio(sums["cold_clicks"], sums["cold_imp"]) if catalog_mode else nan,
-        "cold_start_share": ratio(sums["cold_imp"], sums["imp"]) if catalog_mode else nan,
-        "time_to_first_click": (ratio(c.get("time_to_first_click", 0.0),
-                                      c.get("first_clicks", 0.0)) if catalog_mode else nan),
-        "coverage": nan, "gini": nan, "provider_gini": nan,
-        "diversity": ratio(sums["diversity"], sums["diversity_n"]),
-        "precision": ratio(sums["precision"], sums["user_steps"]),
-        "recall": ratio(sums["recall"], sums["user_steps"]),
-        "ndcg": ratio(sums["ndcg"], sums["ndcg_n"]),
-        "sessions": float(sums["sessions"]),
-        "steps": float(n_steps),
-    }
-    if catalog_mode:
-        ledger.sync(world.catalog)
-        imp = ledger.impressions()
-        out["coverage"] = coverage(int((imp > 0).sum()), int(imp.size))
-        out["gini"] = gini(imp) if imp.size else nan
-        out["provider_gini"] = gini(prov_imp)
-    return out

@@ -33,12 +33,12 @@ from agents.replay import (
     check_obs,
     linear_schedule,
     obs_layout,
-    random_slates,
     rng_state,
     set_rng_state,
     top_k_slates,
 )
 from recsim_env.config import EnvConfig
+from recsim_env.items import random_slates
 
 __all__ = [
     "QLearner",

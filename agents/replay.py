@@ -5,7 +5,8 @@ plumbing is :mod:`agents.qbase`).
   (``obs, action, reward, next_obs, terminated, clicked``), added and sampled in batches.
 * :func:`obs_layout`: the observation layout of a config, without building a world.
 * :func:`credited_item`: which candidate a slate-level transition is credited to.
-* :func:`random_slates` / :func:`top_k_slates`: batched slate construction.
+* :func:`top_k_slates`: batched slate construction (random slates:
+  :func:`recsim_env.items.random_slates`).
 * :func:`linear_schedule`: the epsilon schedule.
 * :func:`rng_state` / :func:`set_rng_state`: a ``np.random.Generator`` state as plain data (so
   that ``torch.load(weights_only=True)`` can read it back).
@@ -32,7 +33,6 @@ __all__ = [
     "from_saveable",
     "linear_schedule",
     "obs_layout",
-    "random_slates",
     "rng_state",
     "set_rng_state",
     "to_saveable",
@@ -76,12 +76,6 @@ def credited_item(action: np.ndarray, clicked: np.ndarray) -> np.ndarray:
         return action.astype(np.int64)
     pos = np.where(clicked >= 0, clicked, 0)
     return action[np.arange(action.shape[0]), pos].astype(np.int64)
-
-
-def random_slates(rng: np.random.Generator, n: int, n_candidates: int,
-                  slate_size: int) -> np.ndarray:
-    """Uniformly random slates of distinct candidates: (n, slate_size) int64."""
-    return np.argsort(rng.random((n, n_candidates)), axis=1)[:, :slate_size].astype(np.int64)
 
 
 def top_k_slates(scores: np.ndarray, slate_size: int, rng: np.random.Generator | None = None

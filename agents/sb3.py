@@ -34,6 +34,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from agents.base import ActContext, Transition
+from recsim_env.items import random_slates
 from recsim_env.slates import decode_no_repeat, no_repeat_space
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "dqn": DQN}
@@ -267,8 +268,8 @@ class TopKSB3DQN:
         if explore:
             rand = self.rng.random(q.shape[0]) < self.model.exploration_rate
             if rand.any():
-                order = np.argsort(self.rng.random((int(rand.sum()), self.n_candidates)), axis=1)
-                slates[rand] = order[:, : self.slate_size]
+                slates[rand] = random_slates(self.rng, int(rand.sum()), self.n_candidates,
+                                             self.slate_size)
         return slates.astype(np.int64)
 
     def update(self, batch: Any) -> dict[str, float]:

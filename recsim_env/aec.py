@@ -44,6 +44,7 @@ from gymnasium import spaces
 from pettingzoo import AECEnv
 
 from recsim_env.config import EnvConfig
+from recsim_env.items import repeated_mask
 from recsim_env.parallel import (
     ENV_NAME,
     AgentSpaces,
@@ -54,7 +55,6 @@ from recsim_env.parallel import (
     validate_discrete,
     validate_slate,
 )
-from recsim_env.items import repeated_mask
 from recsim_env.world import World
 
 _PROVIDER, _RECOMMENDER, _USER = 0, 1, 2

@@ -307,3 +307,24 @@ def generate_candidates(
             pick[bad] = sub
         out[:, fixed.shape[0]:] = pool[pick]
     return out
+
+
+def random_slates(rng: np.random.Generator, n: int, n_candidates: int,
+                  slate_size: int) -> np.ndarray:
+    """(n, slate_size) int64 uniformly random slates of distinct candidates.
+
+    The one random-slate sampler of the project (built-in recommenders, exploration, the
+    random baseline and the benchmarks all draw through it). Sequential sampling without
+    replacement, vectorised over rows: position ``j`` draws an index among the
+    ``n_candidates - j`` unused ones and shifts it past the used ones (in ascending order):
+    ``slate_size`` integers per row, whatever the number of candidates.
+    """
+    out = np.empty((n, slate_size), np.int64)
+    used = np.empty((n, 0), np.int64)
+    for j in range(slate_size):  # positions, not users: slate_size is small
+        x = rng.integers(0, n_candidates - j, size=n)
+        for c in range(j):
+            x += x >= used[:, c]
+        out[:, j] = x
+        used = np.sort(out[:, : j + 1], axis=1)
+    return out

@@ -44,7 +44,6 @@ from recsim_env.parallel import recommender_action_space
 from recsim_env.views import builtin_publish
 from recsim_env.world import World
 
-
 _NOT_DONE_INFO: Mapping[str, Any] = MappingProxyType({"TimeLimit.truncated": False})
 
 

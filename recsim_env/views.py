@@ -56,6 +56,7 @@ from recsim_env.aec import (
     user_observations,
 )
 from recsim_env.config import EnvConfig
+from recsim_env.items import random_slates
 from recsim_env.parallel import (
     metrics_line,
     provider_action_space,
@@ -71,23 +72,6 @@ ROLES = ("recommender", "provider", "user")
 
 
 # ---------------------------------------------------------------------------- built-ins
-def random_slates(rng: np.random.Generator, n: int, n_candidates: int,
-                  slate_size: int) -> np.ndarray:
-    """(n, slate_size) int64 uniformly random slates of distinct candidates.
-
-    Sequential sampling without replacement, vectorised over rows: position ``j`` draws an
-    index among the ``n_candidates - j`` unused ones and shifts it past the used ones (in
-    ascending order). ``slate_size`` uniforms per row.
-    """
-    out = np.empty((n, slate_size), np.int64)
-    used = np.empty((n, 0), np.int64)
-    for j in range(slate_size):
-        x = rng.integers(0, n_candidates - j, size=n)
-        for c in range(j):
-            x += x >= used[:, c]
-        out[:, j] = x
-        used = np.sort(out[:, : j + 1], axis=1)
-    return out
 
 
 def builtin_publish(rng: np.random.Generator, config: EnvConfig, n: int) -> np.ndarray:

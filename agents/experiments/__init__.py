@@ -1,0 +1,1 @@
+"""Experiments: spec -> runs -> report (the suite, the studies, throughput)."""

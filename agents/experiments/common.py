@@ -1,0 +1,144 @@
+"""What every experiment shares: seeds, the results root, the local process pool.
+
+Seeds (:class:`SeedPlan`). An experiment names its **tuning seeds** (hyperparameters and
+settings were chosen on them) and its **reporting seeds** (every number it reports comes from
+them); the two are disjoint, both are written into ``results.json``, and an experiment refuses
+to report on a seed listed for tuning. Each seed ``s`` gives three worlds, disjoint across
+seeds and across roles:
+
+* ``s`` (:data:`TRAIN`): the training world (and the learner's own seed);
+* ``EVAL_OFFSET + s`` (:data:`EVAL`): the held-out evaluation world of the tables (the same
+  for every policy, common random numbers);
+* ``CURVE_OFFSET + s`` (:data:`CURVE`): the world of the learning curves.
+
+Results go under one root, ``results/`` (:data:`RESULTS_ROOT`), one folder per experiment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CURVE", "CURVE_OFFSET", "EVAL", "EVAL_OFFSET", "RESULTS_ROOT", "SEED_KEYS", "TRAIN",
+           "SeedPlan", "init_worker", "run_pool"]
+
+RESULTS_ROOT = Path("results")
+"""Where every experiment writes (``results/<experiment>/``), relative to the working
+directory."""
+
+TRAIN, EVAL, CURVE = "train", "eval", "curve"
+EVAL_OFFSET = 10_000
+CURVE_OFFSET = 20_000
+SEED_KEYS = {TRAIN: 0, EVAL: EVAL_OFFSET, CURVE: CURVE_OFFSET}
+"""World seed of each role: ``offset + s`` for run seed ``s``."""
+MAX_RUN_SEED = min(v for v in SEED_KEYS.values() if v > 0)
+"""Run seeds stay below this, so the roles' worlds never overlap."""
+
+
+def _seed_tuple(name: str, seeds: Iterable[int]) -> tuple[int, ...]:
+    out = tuple(seeds)
+    for s in out:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < MAX_RUN_SEED:
+            raise ValueError(f"{name}: every seed must be an int in [0, {MAX_RUN_SEED}), "
+                             f"got {s!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}: seeds repeat: {list(out)}")
+    return out
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """Tuning and reporting seeds of an experiment (disjoint).
+
+    Attributes:
+        tuning: seeds that hyperparameters and settings were chosen on.
+        reporting: seeds every reported number comes from.
+    """
+
+    tuning: tuple[int, ...]
+    reporting: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tuning", _seed_tuple("tuning_seeds", self.tuning))
+        object.__setattr__(self, "reporting", _seed_tuple("reporting_seeds", self.reporting))
+        if not self.reporting:
+            raise ValueError("reporting_seeds: at least one seed is needed")
+        overlap = sorted(set(self.tuning) & set(self.reporting))
+        if overlap:
+            raise ValueError(f"reporting_seeds {overlap} are also tuning seeds: a number "
+                             "measured on the seeds it was tuned on is not a result")
+
+    def check_reporting(self, seeds: Sequence[int]) -> tuple[int, ...]:
+        """``seeds`` if none is a tuning seed; else ``ValueError`` naming them."""
+        seeds = _seed_tuple("seeds", seeds)
+        bad = sorted(set(seeds) & set(self.tuning))
+        if bad:
+            raise ValueError(f"seeds {bad} are tuning seeds of this experiment; report on "
+                             f"seeds disjoint from {list(self.tuning)}")
+        return seeds
+
+    @staticmethod
+    def world(role: str, seed: int) -> int:
+        """The world seed of run seed ``seed`` in ``role`` (:data:`SEED_KEYS`)."""
+        return SEED_KEYS[role] + int(seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``tuning_seeds``, ``reporting_seeds`` and the world seeds of each role."""
+        return {"tuning_seeds": list(self.tuning), "reporting_seeds": list(self.reporting),
+                "world_seeds": {role: [self.world(role, s) for s in self.reporting]
+                                for role in SEED_KEYS}}
+
+
+def init_worker() -> None:
+    """Pin every worker to one thread (torch and BLAS): small networks never gain from more
+    and spin-waiting threads slow everyone on a shared machine (NOTES.md, Threads)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_pool(fn: Callable[..., Any], jobs: Sequence[Any], *, workers: int = 1,
+             progress: bool = True, desc: str = "runs",
+             on_result: Callable[[Any], None] | None = None) -> list[Any]:
+    """``[fn(job) for job in jobs]``, in ``workers`` processes (1: in this process), with a
+    progress bar. Results come back in job order.
+
+    Args:
+        fn: a module-level function (picklable).
+        jobs: its arguments, one per call.
+        workers: processes (>= 1).
+        progress: show a tqdm bar.
+        desc: the bar's label.
+        on_result: called with each result as it arrives.
+    """
+    from tqdm import tqdm
+
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    out: list[Any] = [None] * len(jobs)
+    bar = tqdm(total=len(jobs), desc=desc, disable=not progress, dynamic_ncols=True)
+    try:
+        if workers == 1:
+            init_worker()
+            for i, job in enumerate(jobs):
+                out[i] = fn(job)
+                if on_result is not None:
+                    on_result(out[i])
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=workers, initializer=init_worker) as pool:
+                futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+                for fut in as_completed(futures):
+                    out[futures[fut]] = fut.result()
+                    if on_result is not None:
+                        on_result(out[futures[fut]])
+                    bar.update()
+    finally:
+        bar.close()
+    return out
