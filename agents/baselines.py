@@ -26,6 +26,10 @@ Baselines (registry :data:`BASELINES`, factory :func:`make_baseline`):
 * ``online_mf``: logistic matrix factorisation on user and item ids, with a content term for
   items it has not seen.
 * ``content_similarity``: cosine similarity between candidate content and the user's profile.
+* ``content_projected``: the same in topic space, content mapped there by a ridge regression.
+* ``interest_probe`` (privileged diagnostic): the true interest dotted with the content mapped
+  into topic space as in ``content_projected`` (what content alone tells, given a perfect user
+  model).
 
 Privileged learners read the hidden world state through ``ActContext.world``; they say so with
 ``privileged = True`` and raise without a context. Every baseline builds its own
@@ -56,6 +60,7 @@ __all__ = [
     "UCB1",
     "ContentSimilarity",
     "EpsilonGreedy",
+    "InterestProbe",
     "LinUCB",
     "LongTermOracle",
     "MostPopular",
@@ -1046,11 +1051,34 @@ class ProjectedContentSimilarity(ContentSimilarity):
         return {"train/profile_updates": float(rows.size)}
 
 
+class InterestProbe(ProjectedContentSimilarity):
+    """Privileged diagnostic: ``true interest . (c M)``, with ``M`` learned as in the parent.
+
+    A perfect user model (the served user's true interest, read from the world), so its
+    cold-start CTR depends only on what the content tells about an item's topics once mapped
+    into topic space: an upper reference per content encoder (the cold-start study,
+    :mod:`agents.experiments.cold_start`). Until the first fit of ``M`` (and with the ``none``
+    encoder) every score ties: random slates.
+    """
+
+    name = "interest_probe"
+    privileged = True
+
+    def _scores(self, user, cand, context, explore):
+        self._need_world(context)
+        pred = self.topic_view(cand)
+        if pred is None:
+            return np.zeros(cand.shape[:2])
+        interest = context.world.sessions.interest[context.slots]
+        return np.einsum("nt,nct->nc", interest, pred)
+
+
 # --------------------------------------------------------------------------- registry
 BASELINES: dict[str, type] = {
     cls.name: cls
     for cls in (RandomPolicy, MostPopular, MyopicOracle, LongTermOracle, EpsilonGreedy, UCB1,
-                ThompsonSampling, LinUCB, OnlineMF, ContentSimilarity, ProjectedContentSimilarity)
+                ThompsonSampling, LinUCB, OnlineMF, ContentSimilarity, ProjectedContentSimilarity,
+                InterestProbe)
 }
 """Baseline classes by name."""
 

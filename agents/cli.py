@@ -36,10 +36,12 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-import numpy as np  # noqa: E402
 import tomllib  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from agents.stats import fmt_ci  # noqa: E402
+
+EVAL_SEED = 10_000
+"""First held-out world seed of ``evaluate`` and the demo (``10000 + i``)."""
 TRAIN_CONFIG_NAME = "train_config.json"
 """The resolved training config, written into every run directory by ``train``."""
 
@@ -189,6 +191,16 @@ def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
     kwargs = learner.setdefault("kwargs", {})
     if not isinstance(kwargs, dict):
         raise ConfigError(f"learner.kwargs: must be a table, got {kwargs!r}")
+    # the learner's hyperparameters for this scenario (configs/learners/<name>.toml), then
+    # the config's own keys on top
+    from agents.hparams import learner_hparams
+
+    try:
+        table = learner_hparams(name, preset)
+    except ValueError:  # baselines without a table take their defaults
+        table = {}
+    learner["kwargs"] = {**table, **{k: (tuple(v) if isinstance(v, list) else v)
+                                     for k, v in kwargs.items()}}
     # run
     run = {**DEFAULT_CONFIG["run"], **cfg["run"]}
     _check_keys("run", cfg["run"], _RUN_KEYS)
@@ -218,49 +230,36 @@ def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- building learners
-def session_config(env_config: Any, n_sessions: int) -> Any:
-    """The config whose world has ``n_sessions`` recommender agents and the same population
-    per session slot as ``World(env_config, n_sessions)`` (for one learner per agent)."""
-    return dataclasses.replace(env_config, n_recommenders=n_sessions,
-                               n_users=env_config.cohort_size * n_sessions)
-
-
 def build_learner(name: str, env_config: Any, *, n_rows: int, seed: int, total_steps: int,
                   kwargs: dict[str, Any] | None = None) -> Any:
-    """One recommender learner by name; bad options raise ``ConfigError`` naming the key."""
-    from agents.factory import make_learner
+    """:func:`agents.factory.build_learner`, its errors as ``ConfigError`` (exit status 2)."""
+    from agents.factory import build_learner as build
 
-    kwargs = dict(kwargs or {})
     try:
-        return make_learner(name, env_config, n_rows=n_rows, seed=seed, total_steps=total_steps,
-                            **kwargs)
-    except TypeError as e:
-        bad = next((k for k in kwargs if f"'{k}'" in str(e)), None)
-        if bad is not None:
-            raise ConfigError(f"learner.kwargs.{bad}: not an option of {name!r} ({e})") from None
-        raise ConfigError(f"learner.kwargs: {e}") from None
+        return build(name, env_config, n_rows=n_rows, seed=seed, total_steps=total_steps,
+                     kwargs=kwargs)
     except ValueError as e:
-        msg = str(e)
-        bad = next((k for k in kwargs if msg.startswith(k)), None)
-        raise ConfigError(f"learner.kwargs.{bad}: {msg}" if bad else f"learner: {msg}") from None
+        raise ConfigError(str(e)) from None
 
 
 def build_recommenders(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any], Any, list[Any]]:
     """The runner's pieces for a validated config.
 
     Returns:
-        ``(world_config, learners_by_agent, consensus, learner_list)``: one shared learner for
+        ``(world_config, learners_by_agent, callbacks, learner_list)``: one shared learner for
         the role (``{"recommender": learner}``), or with ``[consensus]`` ``n_learners``
         independent learners over the session slots (slot ``i`` -> learner ``i % n``) coupled
-        by a :class:`agents.consensus.ConsensusWrapper`.
+        by a :class:`agents.consensus.ConsensusWrapper` (the one callback).
     """
+    from agents.factory import session_config
+
     env_config, learner, run = cfg["env_config"], cfg["learner"], cfg["run"]
     n = run["n_sessions"]
     cons = cfg.get("consensus")
     if cons is None:
         one = build_learner(learner["name"], env_config, n_rows=n, seed=run["seed"],
                             total_steps=run["total_steps"], kwargs=learner["kwargs"])
-        return env_config, {"recommender": one}, None, [one]
+        return env_config, {"recommender": one}, [], [one]
     from agents.consensus import ConsensusWrapper
 
     m = cons["n_learners"]
@@ -273,40 +272,17 @@ def build_recommenders(cfg: dict[str, Any]) -> tuple[Any, dict[str, Any], Any, l
     except ValueError as e:
         raise ConfigError(f"consensus: {e}") from None
     mapping = {f"recommender_{i}": group[i % m] for i in range(n)}
-    return session_config(env_config, n), mapping, wrapper, group
+    return session_config(env_config, n), mapping, [wrapper], group
 
 
 # --------------------------------------------------------------------------- output helpers
 def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    from agents.checkpoint import to_json
+
     if args.json:
         print(json.dumps(to_json(payload)))
     elif text:
         print(text)
-
-
-def to_json(x: Any) -> Any:
-    """Plain JSON data: numpy values as Python ones, NaN and infinities as ``null``."""
-    if isinstance(x, dict):
-        return {str(k): to_json(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [to_json(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return to_json(x.tolist())
-    if isinstance(x, (np.integer, np.bool_)):
-        return x.item()
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, Path):
-        return str(x)
-    if x is None or isinstance(x, (bool, int, str)):
-        return x
-    return str(x)
-
-
-def _fmt(mean: float, ci: float) -> str:
-    if not math.isfinite(mean):
-        return "n/a"
-    return f"{mean:.3g}" if not math.isfinite(ci) else f"{mean:.3g} ± {ci:.2g}"
 
 
 # --------------------------------------------------------------------------- presets
@@ -331,12 +307,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     raw = load_toml(args.config) if args.config is not None else copy.deepcopy(DEFAULT_CONFIG)
     raw = apply_overrides(raw, args.set)
     cfg = validate_config(raw)
-    world_config, learners, consensus, _ = build_recommenders(cfg)
+    world_config, learners, callbacks, _ = build_recommenders(cfg)
     run_kw = dict(cfg["run"])
     run_kw["eval_seeds"] = tuple(run_kw["eval_seeds"])
-    if consensus is not None:
+    consensus = cfg.get("consensus") is not None
+    if consensus:
         run_kw.pop("n_sessions")  # one agent per slot: n_recommenders == n_sessions
-    algo = cfg["learner"]["name"] + ("_consensus" if consensus is not None else "")
+    algo = cfg["learner"]["name"] + ("_consensus" if consensus else "")
     try:
         run = RunConfig(**run_kw, algo=algo, scenario=cfg["env"]["preset"],
                         progress=not (args.quiet or args.json))
@@ -344,11 +321,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         msg = str(e)
         key = next((k for k in _RUN_KEYS if msg.startswith(k)), None)
         raise ConfigError(f"run.{key}: {msg}" if key else f"run: {msg}") from None
-    runner = Runner(world_config, learners, run, consensus=consensus)
-    saved = {k: v for k, v in cfg.items() if k != "env_config"}
-    (runner.run_dir / TRAIN_CONFIG_NAME).write_text(json.dumps(saved, indent=2, sort_keys=True))
+    # --resume continues in the checkpoint's own run directory (progress.csv keeps its rows)
+    run_dir = None
     if args.resume is not None:
-        runner.resume(args.resume)
+        ckpt = args.resume / "checkpoint.pt" if args.resume.is_dir() else args.resume
+        if not ckpt.is_file():
+            raise ConfigError(f"--resume: no checkpoint at {str(ckpt)!r}")
+        run_dir = ckpt.parent
+    runner = Runner(world_config, learners, run, run_dir=run_dir, callbacks=callbacks)
+    saved = {k: v for k, v in cfg.items() if k != "env_config"}
+    from agents.checkpoint import to_json
+
+    (runner.run_dir / TRAIN_CONFIG_NAME).write_text(
+        json.dumps(to_json(saved), indent=2, sort_keys=True))
+    if args.resume is not None:
+        runner.load(ckpt)
     if not args.json:
         print(f"run directory: {runner.run_dir}", flush=True)
     out = runner.train()
@@ -414,7 +401,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a trained checkpoint on a scenario with the benchmark's metrics."""
     import torch
 
-    from agents.metrics import METRIC_KEYS, evaluate_recommender, mean_ci
+    from agents.evaluation import METRIC_KEYS, evaluate_seeds, summarize
 
     torch.set_num_threads(1)
     cfg, learners = load_trained(args.checkpoint)
@@ -431,18 +418,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               f"{args.steps} steps x {args.sessions} sessions", file=sys.stderr)
     from tqdm import tqdm
 
-    per_seed = []
-    for i in tqdm(range(args.seeds), disable=args.quiet or args.json, desc="evaluate"):
-        per_seed.append(evaluate_recommender(
-            learners if len(learners) > 1 else learners[0], env_config, seed=10_000 + i,
-            n_sessions=args.sessions, n_steps=args.steps, warmup_steps=args.warmup))
-    summary = {k: mean_ci([m[k] for m in per_seed]) for k in METRIC_KEYS}
-    payload = {"checkpoint": str(args.checkpoint), "scenario": scenario,
-               "seeds": [10_000 + i for i in range(args.seeds)],
+    seeds = [EVAL_SEED + i for i in range(args.seeds)]
+    per_seed = evaluate_seeds(learners if len(learners) > 1 else learners[0], env_config,
+                              tqdm(seeds, disable=args.quiet or args.json, desc="evaluate"),
+                              n_sessions=args.sessions, steps=args.steps,
+                              warmup_steps=args.warmup)
+    summary = summarize(per_seed)
+    payload = {"checkpoint": str(args.checkpoint), "scenario": scenario, "seeds": seeds,
                "metrics": {k: {"mean": m, "ci95": c} for k, (m, c) in summary.items()},
                "per_seed": per_seed}
     lines = [f"| metric | {scenario} (mean ± 95% CI) |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(*summary[k])} |" for k in METRIC_KEYS]
+    lines += [f"| {k} | {fmt_ci(*summary[k])} |" for k in METRIC_KEYS]
     _emit(args, payload, "\n".join(lines))
     return 0
 
@@ -455,20 +441,18 @@ def run_demo(*, preset: str = "default", steps: int = 100_000, n_sessions: int =
     myopic oracle on held-out seeds. Returns the table rows and the run directory."""
     import torch
 
-    from agents.metrics import evaluate_recommender, mean_ci
+    from agents.evaluation import evaluate_seeds, summarize
+    from agents.experiments.suite import _scaled
+    from agents.factory import make_learner
+    from agents.hparams import learner_hparams
     from agents.runner import RunConfig, Runner
     from recsim_env.config import make_config
 
     torch.set_num_threads(1)
     cfg = make_config(preset)
-    from agents.factory import make_learner
-
-    # the benchmark's DQN for the catalog scenarios (benchmarks/suite.py), budget-scaled
-    hp = dict(gamma=0.5, lr=1e-3, batch_size=256, buffer_size=min(50_000, max(steps, 1_000)),
-              learning_starts=min(2_000, max(steps // 10, 1)), gradient_steps=2,
-              target_update_interval=1, tau=0.01,
-              exploration_steps=min(30_000, max(steps // 2, 1)), exploration_final_eps=0.05,
-              reward_scale=0.5, hidden=(64, 64), cross_dim=32)
+    # the benchmark's DQN for this scenario (configs/learners/dqn.toml), budget-scaled
+    hp = _scaled(learner_hparams("dqn", preset), steps)
+    hp["buffer_size"] = min(hp["buffer_size"], max(steps, 1_000))
     dqn = make_learner("dqn", cfg, seed=seed, **hp)
     run = RunConfig(total_steps=steps, n_sessions=n_sessions, seed=seed,
                     eval_seeds=(20_000 + seed,), eval_every=max(steps // 5, n_sessions),
@@ -490,11 +474,11 @@ def run_demo(*, preset: str = "default", steps: int = 100_000, n_sessions: int =
     keys = ("return", "ctr", "watch_time", "session_length", "cold_start_ctr", "ndcg")
     from tqdm import tqdm
 
+    seeds = [EVAL_SEED + i for i in range(eval_seeds)]
     for name, policy in tqdm(policies.items(), desc="evaluate", disable=quiet):
-        per_seed = [evaluate_recommender(policy, cfg, seed=10_000 + i, n_sessions=n_sessions,
-                                         n_steps=eval_steps, warmup_steps=50)
-                    for i in range(eval_seeds)]
-        rows[name] = {k: mean_ci([m[k] for m in per_seed]) for k in keys}
+        per_seed = evaluate_seeds(policy, cfg, seeds, n_sessions=n_sessions, steps=eval_steps,
+                                  warmup_steps=50)
+        rows[name] = summarize(per_seed, keys)
     return {"preset": preset, "steps": steps, "run_dir": str(runner.run_dir), "rows": rows,
             "keys": keys, "run_root": run_root}
 
@@ -506,7 +490,7 @@ def format_demo(result: dict[str, Any]) -> str:
              "evaluated on held-out seeds (mean ± 95% CI)\n",
              "| policy | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, row in result["rows"].items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(*row[k]) for k in keys) + " |")
+        lines.append(f"| {name} | " + " | ".join(fmt_ci(*row[k]) for k in keys) + " |")
     lines.append(f"\nTensorBoard curves: tensorboard --logdir {result['run_root']}  "
                  f"(or: recsim-marl tensorboard --logdir {result['run_root']})")
     return "\n".join(lines)
@@ -524,29 +508,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- benchmark
-def _import_suite() -> Any:
-    """``benchmarks.suite`` (the repository's ``benchmarks/`` is not an installed package)."""
-    try:
-        import benchmarks.suite as suite
-    except ImportError:
-        if not (REPO_ROOT / "benchmarks" / "suite.py").is_file():
-            raise ConfigError(
-                "`recsim-marl benchmark` runs the suite in the repository's benchmarks/ "
-                "folder, which a plain `pip install` does not ship: run it from a clone "
-                "installed with `pip install -e .` (what `make` does)") from None
-        sys.path.insert(0, str(REPO_ROOT))
-        import benchmarks.suite as suite
-    return suite
-
-
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """Scenarios x policies x seeds; writes results/<suite>/."""
     import torch
 
+    from agents.experiments import suite as suite_mod
+
     torch.set_num_threads(1)
-    suite_mod = _import_suite()
-    spec = suite_mod.get_suite(args.suite, tiny=args.tiny, scenarios=args.scenarios,
-                               policies=args.policies, seeds=args.seeds)
+    try:
+        spec = suite_mod.get_suite(args.suite, tiny=args.tiny, scenarios=args.scenarios,
+                                   policies=args.policies,
+                                   seeds=args.seed_list if args.seed_list else args.seeds)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     out_dir = Path(args.out) if args.out else Path("results") / args.suite
     runs_dir = Path(args.runs_dir) if args.runs_dir else Path("runs") / f"benchmark_{args.suite}"
     if args.replot:
@@ -677,7 +651,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TensorBoard run folder (default runs/benchmark_<suite>)")
     s.add_argument("--scenarios", nargs="+", default=None, help="subset of scenarios")
     s.add_argument("--policies", nargs="+", default=None, help="subset of policies")
-    s.add_argument("--seeds", type=int, default=None, help="override the number of seeds")
+    s.add_argument("--seeds", type=int, default=None,
+                   help="run only the first N of the suite's reporting seeds")
+    s.add_argument("--seed-list", type=int, nargs="+", default=None, metavar="SEED",
+                   help="run these reporting seeds (tuning seeds are refused)")
     s.add_argument("--tiny", action="store_true",
                    help="tiny sizes and budgets (tests, smoke runs): seconds, not minutes")
     s.add_argument("--replot", action="store_true",

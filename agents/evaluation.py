@@ -37,6 +37,7 @@ from agents.metrics import (
 from agents.rollout import Assignment, Rollout, assign, assign_rows
 from agents.stats import mean_ci
 from recsim_env.config import EnvConfig
+from recsim_env.content import ContentEncoder
 from recsim_env.world import World
 
 __all__ = ["METRIC_KEYS", "evaluate", "evaluate_seeds", "summarize"]
@@ -65,7 +66,7 @@ def _assignments(policy: Any, config: EnvConfig, n_sessions: int) -> list[Assign
 def evaluate(policy: Any, config: EnvConfig, *, seed: int, n_sessions: int = 64,
              steps: int = 300, warmup_steps: int = 0, explore: bool = False,
              learn: bool = False, max_session_steps: int | None = None,
-             ground_truth: bool = True) -> dict[str, float]:
+             ground_truth: bool = True, encoder: ContentEncoder | None = None) -> dict[str, float]:
     """Run learners on ``World(config, n_sessions)`` reset to ``seed`` and measure them.
 
     Args:
@@ -84,6 +85,8 @@ def evaluate(policy: Any, config: EnvConfig, *, seed: int, n_sessions: int = 64,
         ground_truth: measure precision/recall/NDCG@k against the simulator's ground truth
             (the expected engagement of every candidate under the true user state) and
             intra-list diversity; costs about as much as the step itself.
+        encoder: a content encoder shared with other worlds (``World(..., encoder=)``);
+            ``None``: the world builds its own from ``config``.
 
     Returns:
         One value per key of :data:`METRIC_KEYS` (NaN where undefined: catalog metrics for
@@ -95,7 +98,7 @@ def evaluate(policy: Any, config: EnvConfig, *, seed: int, n_sessions: int = 64,
                         ("n_sessions", n_sessions, 1)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
-    world = World(config, n_sessions=n_sessions)
+    world = World(config, n_sessions=n_sessions, encoder=encoder)
     world.reset(seed)
     rollout = Rollout(world, _assignments(policy, config, world.n_sessions),
                       np.random.default_rng([seed, BUILTIN_STREAM]),

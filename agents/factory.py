@@ -93,3 +93,35 @@ def make_learner(name: str, config: EnvConfig, *, role: str = "recommender", n_r
     if name in BASELINES:
         return make_baseline(name, config, World(config).layout, seed=seed, **kwargs)
     raise ValueError(f"unknown learner {name!r}; choose from {learner_names()}")
+
+
+def session_config(env_config: EnvConfig, n_sessions: int) -> EnvConfig:
+    """The config whose world has ``n_sessions`` recommender agents and the same population
+    per session slot as ``World(env_config, n_sessions)`` (for one learner per agent)."""
+    import dataclasses
+
+    return dataclasses.replace(env_config, n_recommenders=n_sessions,
+                               n_users=env_config.cohort_size * n_sessions)
+
+
+def build_learner(name: str, env_config: EnvConfig, *, n_rows: int, seed: int,
+                  total_steps: int, kwargs: dict[str, Any] | None = None) -> Any:
+    """:func:`make_learner` for a recommender, with errors that name the option.
+
+    Raises:
+        ValueError: ``"learner.kwargs.<key>: ..."`` for an option the learner does not take
+            or rejects, ``"learner: ..."`` otherwise.
+    """
+    kwargs = dict(kwargs or {})
+    try:
+        return make_learner(name, env_config, n_rows=n_rows, seed=seed, total_steps=total_steps,
+                            **kwargs)
+    except TypeError as e:
+        bad = next((k for k in kwargs if f"'{k}'" in str(e)), None)
+        if bad is not None:
+            raise ValueError(f"learner.kwargs.{bad}: not an option of {name!r} ({e})") from None
+        raise ValueError(f"learner.kwargs: {e}") from None
+    except ValueError as e:
+        msg = str(e)
+        bad = next((k for k in kwargs if msg.startswith(k)), None)
+        raise ValueError(f"learner.kwargs.{bad}: {msg}" if bad else f"learner: {msg}") from None

@@ -12,11 +12,12 @@ directory after ``pip install``.
 
 from __future__ import annotations
 
-import tomllib
 from functools import lru_cache
 from importlib import resources
 from importlib.abc import Traversable
 from typing import Any
+
+import tomllib
 
 __all__ = ["BASE", "config_file", "configs_root", "learner_hparams", "learners_with_hparams"]
 

@@ -47,6 +47,7 @@ from agents.checkpoint import load_checkpoint, remove_stale_temp, save_checkpoin
 from agents.evaluation import evaluate
 from agents.rollout import ROLES, Rollout, assign
 from recsim_env.config import EnvConfig
+from recsim_env.content import ContentEncoder
 from recsim_env.world import World
 
 log = logging.getLogger(__name__)
@@ -139,12 +140,16 @@ class Runner:
             (an existing run directory keeps its ``progress.csv`` rows).
         callbacks: :class:`agents.callbacks.Callback` objects (a
             :class:`agents.consensus.ConsensusWrapper` is one).
+        encoder: a content encoder shared with other worlds, used by the training world and
+            every evaluation world (``World(..., encoder=)``); ``None``: each builds its own.
     """
 
     def __init__(self, config: EnvConfig, learners: dict[str, Any], run: RunConfig | None = None,
                  *, run_dir: str | Path | None = None,
-                 callbacks: Sequence[Callback] = ()) -> None:
+                 callbacks: Sequence[Callback] = (),
+                 encoder: ContentEncoder | None = None) -> None:
         self.config = config
+        self.encoder = encoder
         self.run = run or RunConfig()
         self.n_sessions = self.run.n_sessions or config.n_recommenders
         self.assignments = assign(learners, config, self.n_sessions)
@@ -153,7 +158,7 @@ class Runner:
             if not isinstance(cb, Callback):
                 raise ValueError(f"callbacks must be agents.callbacks.Callback objects, got "
                                  f"{type(cb).__name__}")
-        self.world = World(config, n_sessions=self.n_sessions)
+        self.world = World(config, n_sessions=self.n_sessions, encoder=encoder)
         self.world.reset(self.run.seed)
         self.rollout = Rollout(self.world, self.assignments,
                                np.random.default_rng([self.run.seed, 1]),
@@ -168,6 +173,7 @@ class Runner:
         self._next_log = self.run.log_every
         self.eval_history: list[dict[str, Any]] = []
         self._stop = False
+        self._last_dump = -1
         self.run_dir = Path(run_dir) if run_dir is not None else tags.make_run_dir(
             self.run.run_root, self.run.scenario, self.run.algo, self.run.seed)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -229,6 +235,7 @@ class Runner:
             lg.record(tags.TIME_FPS, int((self.steps - self._t0_steps) / dt))
         lg.record("time/total_timesteps", self.steps)
         lg.dump(self.steps)
+        self._last_dump = self.steps
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, seeds: tuple[int, ...] | None = None, steps: int | None = None) -> dict:
@@ -247,7 +254,8 @@ class Runner:
         steps = steps or self.run.eval_steps
         per_seed = [evaluate(self.assignments, self.config, seed=int(s),
                              n_sessions=self.n_sessions, steps=steps,
-                             max_session_steps=self.run.max_session_steps, ground_truth=False)
+                             max_session_steps=self.run.max_session_steps, ground_truth=False,
+                             encoder=self.encoder)
                     for s in seeds]
         out = {"mean_reward": _nanmean([m["return"] for m in per_seed]),
                "mean_ep_length": _nanmean([m["session_length"] for m in per_seed]),
@@ -323,6 +331,7 @@ class Runner:
         self._next_eval = r["next_eval"] or None
         self._next_ckpt = r["next_ckpt"] or None
         self._next_log = r["next_log"]
+        self._last_dump = self.steps  # the checkpoint was written after this step's row
         self.eval_history = list(r.get("eval_history", []))
         self._t0_steps = self.steps
 
@@ -391,8 +400,10 @@ class Runner:
                     self._next_eval += self.run.eval_every
                     bar.set_postfix(eval=f"{last_eval['mean_reward']:.1f}")
                 if self.steps >= self._next_log:
-                    self._dump()
-                    self._next_log += self.run.log_every
+                    if self.steps < total:  # the last step's row is written once, below
+                        self._dump()
+                    while self._next_log <= self.steps:
+                        self._next_log += self.run.log_every
                 if self._next_ckpt is not None and self.steps >= self._next_ckpt:
                     self.save()
                     self._next_ckpt += self.run.checkpoint_every
@@ -405,7 +416,8 @@ class Runner:
                     last_eval = self.eval_history[-1]  # already evaluated at this step
                 else:
                     last_eval = self._eval_and_log()
-            self._dump()
+            if self._last_dump != self.steps or self.logger.name_to_value:
+                self._dump()  # one row per step: skip when this step was just logged
             if self.run.save_checkpoints:
                 self.save()
         finally:

@@ -4,17 +4,14 @@ Trains a DQN with the runner for a couple of minutes (TensorBoard curves in ``ru
 evaluates it on held-out seeds next to random, most-popular and the (privileged) myopic oracle
 and prints the table. The same as ``recsim-marl demo``:
 
-    python scripts/demo.py [--steps 60000] [--preset default] [--quiet] [--json]
+    python scripts/demo.py [--steps 100000] [--preset default] [--quiet] [--json]
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agents.cli import main as cli_main  # noqa: E402
+from agents.cli import main as cli_main
 
 
 def main(argv: list[str] | None = None) -> int:

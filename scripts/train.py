@@ -14,17 +14,15 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-import recsim_env  # noqa: E402
-from agents.factory import learner_names, make_learner  # noqa: E402
-from agents.runner import RunConfig, Runner  # noqa: E402
+import recsim_env
+from agents.factory import learner_names, make_learner
+from agents.hparams import learner_hparams
+from agents.runner import RunConfig, Runner
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -53,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provider-learner", choices=learner_names(), default=None)
     p.add_argument("--user-learner", choices=learner_names(), default=None)
     p.add_argument("--learner-kwargs", type=json.loads, default={},
-                   help='JSON dict of recommender learner options, e.g. \'{"gamma": 0.9}\'')
+                   help="JSON dict of recommender learner options on top of the learner's "
+                        "table for the preset (configs/learners/<learner>.toml), "
+                        'e.g. \'{"gamma": 0.9}\'')
     p.add_argument("--steps", type=int, default=100_000, help="env steps (session-steps)")
     p.add_argument("--n-sessions", type=int, default=None,
                    help="concurrent sessions served by the shared recommender learner")
@@ -78,9 +78,13 @@ def main(argv: list[str] | None = None) -> int:
                     checkpoint_every=args.checkpoint_every, run_root=args.run_root,
                     algo=args.learner, scenario=args.preset, progress=not args.quiet)
     n_rec = args.n_sessions or cfg.n_recommenders
+    try:
+        hparams = learner_hparams(args.learner, args.preset)
+    except ValueError:  # baselines without a table take their defaults
+        hparams = {}
     learners: dict[str, Any] = {"recommender": make_learner(
         args.learner, cfg, n_rows=n_rec, seed=args.seed, total_steps=args.steps,
-        **args.learner_kwargs)}
+        **{**hparams, **args.learner_kwargs})}
     if args.provider_learner and cfg.n_providers:
         learners["provider"] = make_learner(args.provider_learner, cfg, role="provider",
                                             n_rows=cfg.n_providers, seed=args.seed + 1,
@@ -89,9 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         for k in range(cfg.n_user_agents):  # one model per user agent: they act at different times
             learners[f"user_{k}"] = make_learner(args.user_learner, cfg, role="user", n_rows=1,
                                                  seed=args.seed + 2 + k, total_steps=args.steps)
-    runner = Runner(cfg, learners, run)
+    # --resume continues in the checkpoint's own run directory (progress.csv keeps its rows)
+    run_dir = args.resume.parent if args.resume is not None else None
+    runner = Runner(cfg, learners, run, run_dir=run_dir)
     if args.resume is not None:
-        runner.resume(args.resume)
+        runner.load(args.resume)
     print(f"run directory: {runner.run_dir}", flush=True)
     out = runner.train()
     runner.close()

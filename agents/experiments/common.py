@@ -103,9 +103,16 @@ def init_worker() -> None:
     torch.set_num_threads(1)
 
 
+def _init_worker_with(initializer: Callable[..., Any] | None, initargs: tuple) -> None:
+    init_worker()
+    if initializer is not None:
+        initializer(*initargs)
+
+
 def run_pool(fn: Callable[..., Any], jobs: Sequence[Any], *, workers: int = 1,
              progress: bool = True, desc: str = "runs",
-             on_result: Callable[[Any], None] | None = None) -> list[Any]:
+             on_result: Callable[[Any], None] | None = None,
+             initializer: Callable[..., Any] | None = None, initargs: tuple = ()) -> list[Any]:
     """``[fn(job) for job in jobs]``, in ``workers`` processes (1: in this process), with a
     progress bar. Results come back in job order.
 
@@ -116,6 +123,10 @@ def run_pool(fn: Callable[..., Any], jobs: Sequence[Any], *, workers: int = 1,
         progress: show a tqdm bar.
         desc: the bar's label.
         on_result: called with each result as it arrives.
+        initializer: a module-level function run once in every worker process (in this
+            process when ``workers`` is 1) after the threads are pinned, with ``initargs``
+            (e.g. data every job reads, handed over once instead of with each job).
+        initargs: its arguments.
     """
     from tqdm import tqdm
 
@@ -125,14 +136,15 @@ def run_pool(fn: Callable[..., Any], jobs: Sequence[Any], *, workers: int = 1,
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress, dynamic_ncols=True)
     try:
         if workers == 1:
-            init_worker()
+            _init_worker_with(initializer, initargs)
             for i, job in enumerate(jobs):
                 out[i] = fn(job)
                 if on_result is not None:
                     on_result(out[i])
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=workers, initializer=init_worker) as pool:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker_with,
+                                     initargs=(initializer, initargs)) as pool:
                 futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
                 for fut in as_completed(futures):
                     out[futures[fut]] = fut.result()

@@ -6,7 +6,9 @@ import pytest
 from gymnasium import spaces
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from agents.base import ActContext
 from agents.baselines import make_baseline
+from agents.callbacks import Callback
 from agents.checkpoint import load_checkpoint
 from agents.runner import CHECKPOINT_NAME, RunConfig, Runner
 from agents.sb3 import SB3Learner
@@ -204,15 +206,14 @@ def test_evaluate_follows_sessions_started_in_the_window_to_their_end(tmp_path):
     assert one["mean_ep_length"] > 1 and np.isfinite(one["mean_reward"])
     # the same sessions by hand, with a fresh copy of the policy (its tie-breaking generator
     # moves on as it acts): the first session of every slot of world seed 7
-    twin = Runner(cfg, _recommender(cfg), run_cfg(tmp_path / "twin", eval_seeds=(7, 8)))
+    twin = _recommender(cfg)["recommender"]
     world = World(cfg, n_sessions=4)
     world.reset(7)
-    rng = np.random.default_rng([7, 2])
+    slots = np.arange(4)
     first, done = np.full(4, np.nan), np.zeros(4, bool)
     while not done.all():
-        slates, publish, _ = twin._act(world, world.recommender_obs(), world.provider_obs(),
-                                       False, rng)
-        res = world.step(slates, publish, None)
+        ctx = ActContext(world, slots, world.sessions.user.copy(), world.candidates.item_id.copy())
+        res = world.step(twin.act(world.recommender_obs(), ctx, explore=False))
         new = res.session_ended & ~done
         first[new] = res.session_return[new]
         done |= res.session_ended
@@ -221,14 +222,114 @@ def test_evaluate_follows_sessions_started_in_the_window_to_their_end(tmp_path):
     longer = runner.evaluate(steps=40)
     assert longer["sessions"] > one["sessions"] and longer["censored_sessions"] == 0
     runner.close()
-    twin.close()
 
 
 def test_evaluate_counts_sessions_that_never_end_as_censored(tmp_path):
     cfg = make_config("default", n_users=8, n_recommenders=2, n_items_initial=60,
                       n_items_max=200, patience=None, session_budget=1e9)
-    runner = Runner(cfg, _recommender(cfg, "random"), run_cfg(tmp_path, eval_seeds=(3,)))
+    # no time limit either (a truncated session is an ended one)
+    runner = Runner(cfg, _recommender(cfg, "random"),
+                    run_cfg(tmp_path, eval_seeds=(3,), max_session_steps=10_000))
     ev = runner.evaluate(steps=5)
     assert ev["censored_sessions"] == 2 and ev["sessions"] == 0
     assert np.isnan(ev["mean_reward"])
     runner.close()
+
+
+def test_train_after_ctrl_c_continues_and_resume_keeps_progress_rows(tmp_path):
+    root = tmp_path / "runs"
+    cut = Runner(CFG, learners(kill_at=90), run_cfg(root, eval_every=0, log_every=20))
+    out = cut.train()
+    assert out["interrupted"] and out["steps"] == 180
+    # the same runner trains on after Ctrl-C (the stop flag does not stick)
+    again = cut.train()
+    assert not again["interrupted"] and again["steps"] == 400
+    cut.close()
+    # a killed run leaves partial temp files; a new runner on the directory removes them
+    run_dir = cut.run_dir
+    junk = run_dir / ".checkpoint.pt.abc123.tmp"
+    junk.write_bytes(b"partial")
+    # resume from an interrupted checkpoint in its own run directory
+    mid = Runner(CFG, learners(kill_at=90), run_cfg(tmp_path / "mid", eval_every=0, log_every=20))
+    mid.train()
+    mid.close()
+    rows_before = (mid.run_dir / "progress.csv").read_text().strip().splitlines()
+    resumed = Runner(CFG, learners(), run_cfg(tmp_path / "mid", eval_every=0, log_every=20),
+                     run_dir=mid.run_dir)
+    assert not junk.exists() or junk.parent != mid.run_dir
+    out = resumed.resume()
+    resumed.close()
+    assert not out["interrupted"] and out["steps"] == 400
+    lines = (mid.run_dir / "progress.csv").read_text().strip().splitlines()
+    header = lines[0].split(",")
+    col = header.index("time/total_timesteps")
+    steps = [float(line.split(",")[col]) for line in lines[1:]]
+    assert len(lines) > len(rows_before)           # history kept, new rows appended
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)  # no duplicates
+    assert steps[0] <= 180 < steps[-1] and steps[-1] == 400
+    assert not list(mid.run_dir.glob(".*.tmp"))
+    fresh = Runner(CFG, learners(), run_cfg(tmp_path / "x", eval_every=0), run_dir=run_dir)
+    fresh.close()
+    assert not junk.exists()
+
+
+def test_ctrl_c_on_the_last_step_is_not_an_interruption(tmp_path):
+    # total_steps 400 with 2 sessions = 200 world steps; SIGINT during the last one
+    runner = Runner(CFG, learners(kill_at=200), run_cfg(tmp_path, eval_every=0))
+    out = runner.train()
+    runner.close()
+    assert out["steps"] == 400 and not out["interrupted"]
+    assert out["eval"] is not None and runner.eval_history[-1]["step"] == 400
+
+
+class _Sessions(Callback):
+    """Collects (start step, return) of every session that ended in training."""
+
+    def __init__(self):
+        self.rows = []
+
+    def on_step(self, step):
+        for i in np.flatnonzero(step.ended):
+            self.rows.append((int(step.started_at[i]), float(step.episode_return[i])))
+        return True
+
+
+def test_training_evaluation_and_suite_count_the_same_session_returns(tmp_path):
+    """One loop: the suite's number, evaluate() and a training rollout agree exactly."""
+    from agents.evaluation import evaluate
+    from agents.experiments.suite import MAX_SESSION_STEPS, get_suite, run_task
+    from agents.experiments.common import SeedPlan
+
+    spec = get_suite("quick", tiny=True, scenarios=["default"], policies=["most_popular"],
+                     seeds=1)
+    seed = spec.seeds[0]
+    cfg = make_config("default", **spec.env_overrides)
+    world_seed = SeedPlan.world("eval", seed)
+    suite = run_task((spec, "default", "most_popular", seed, str(tmp_path / "suite")))
+    assert suite["error"] is None
+    direct = evaluate(make_baseline("most_popular", cfg, World(cfg).layout, seed=seed), cfg,
+                      seed=world_seed, n_sessions=spec.eval_sessions, steps=spec.eval_steps,
+                      warmup_steps=spec.warmup_steps, max_session_steps=MAX_SESSION_STEPS)
+    # training: the runner's rollout on the same world, the sessions that started in the window
+    rec = _Sessions()
+    run = RunConfig(total_steps=spec.eval_sessions * 2_000, n_sessions=spec.eval_sessions,
+                    seed=world_seed, eval_seeds=(world_seed + 1,), run_root=str(tmp_path),
+                    progress=False, max_session_steps=MAX_SESSION_STEPS, save_checkpoints=False)
+    runner = Runner(cfg, {"recommender": make_baseline("most_popular", cfg, World(cfg).layout,
+                                                       seed=seed)}, run, callbacks=[rec])
+    lo, hi = spec.warmup_steps, spec.warmup_steps + spec.eval_steps
+
+    class Enough(Callback):
+        def on_step(self, step):  # stop once every session started in the window has ended
+            return not (step.started_at.size and runner.world_steps > hi
+                        and ((runner.rollout.started_at < lo)
+                             | (runner.rollout.started_at >= hi)).all())
+
+    runner.callbacks.append(Enough())
+    runner.callbacks[-1].init_callback(runner)
+    runner.train()
+    runner.close()
+    trained = [r for s, r in rec.rows if lo <= s < hi]
+    assert len(trained) == direct["sessions"] > 0
+    assert np.mean(trained) == pytest.approx(direct["return"], rel=1e-12)
+    assert suite["metrics"]["return"] == pytest.approx(direct["return"], rel=1e-12)
