@@ -12,9 +12,8 @@ from tensorboard.backend.event_processing.plugin_event_accumulator import (
 )
 
 from agents import cli
-from agents.metrics import METRIC_KEYS
-
-suite = cli._import_suite()
+from agents.evaluation import METRIC_KEYS
+from agents.experiments import suite
 
 FILES = ["results.csv", "results.json", "results.md", "learning_curves.png",
          "interest_drift.png"] + [f"bar_{m}.png" for m in suite.HEADLINE]
@@ -52,7 +51,7 @@ def test_quick_csv_has_expected_columns_and_rows(quick):
     assert {(r["scenario"], r["policy"]) for r in rows} == {
         (s, p) for s in spec.scenarios for p in spec.policies}
     assert not [r for r in rows if r["errors"]], [r["errors"] for r in rows if r["errors"]]
-    assert all(int(r["n_seeds"]) == spec.seeds for r in rows)
+    assert all(int(r["n_seeds"]) == len(spec.seeds) for r in rows)
     # every policy kind of the issue is present
     assert {"random", "myopic_oracle", "long_term_oracle", "dqn", "slateq", "tabular_q",
             "linear_q", "ppo", "sb3_dqn", "consensus_dqn"} <= {r["policy"] for r in rows}
@@ -74,7 +73,12 @@ def test_quick_json_and_markdown(quick):
     doc = json.loads((out / "results.json").read_text())
     assert doc["columns"] == suite.csv_columns()
     seeds = doc["seeds"]
-    assert not set(seeds["train"]) & (set(seeds["eval"]) | set(seeds["curve"]))
+    worlds = seeds["world_seeds"]
+    assert not set(worlds["train"]) & (set(worlds["eval"]) | set(worlds["curve"]))
+    # reported on the reporting seeds only, disjoint from the tuning seeds
+    assert seeds["reporting_seeds"] and not set(seeds["tuning_seeds"]) & set(
+        seeds["reporting_seeds"])
+    assert {r["seed"] for r in doc["runs"]} == set(seeds["reporting_seeds"])
     learned = [r for r in doc["runs"] if r["kind"] == "learned"]
     assert learned and all(r["curve"] for r in learned)  # learning curves were recorded
     md = (out / "results.md").read_text()
@@ -116,11 +120,31 @@ def test_replot_rewrites_the_outputs_from_results_json(quick, tmp_path):
     with (copy / "results.csv").open() as f:
         after = list(csv.DictReader(f))
     assert len(before) == len(after)
-    for a, b in zip(before, after):  # results.json keeps 6 significant digits per run
+    for a, b in zip(before, after):  # results.json keeps every run's metrics exactly
         for k, v in a.items():
-            if k.endswith("_mean") and v:
-                assert float(b[k]) == pytest.approx(float(v), rel=1e-3, abs=1e-9)
-            elif k.endswith("_ci95") and v:  # a spread of close values: less precise
-                assert float(b[k]) == pytest.approx(float(v), rel=1e-2, abs=1e-6)
+            if (k.endswith("_mean") or k.endswith("_ci95")) and v:
+                assert float(b[k]) == pytest.approx(float(v), rel=1e-9, abs=1e-12)
             else:
                 assert b[k] == v
+
+
+def test_suite_refuses_tuning_seeds_and_overlapping_plans():
+    from agents.experiments.common import SeedPlan
+
+    spec = suite.get_suite("full")
+    assert not set(spec.seeds) & set(spec.seed_plan.tuning)
+    with pytest.raises(ValueError, match="tuning seeds"):
+        suite.get_suite("full", seeds=[spec.seed_plan.tuning[0]])
+    with pytest.raises(ValueError, match="also tuning seeds"):
+        SeedPlan((0, 1), (1, 2))
+    rc = cli.main(["benchmark", "--suite", "quick", "--seed-list", "0", "--quiet"])
+    assert rc == 2
+
+
+def test_hyperparameters_come_from_the_config_tables():
+    from agents.hparams import learner_hparams
+
+    spec = suite.get_suite("full")
+    assert spec.hparams("dqn", "recsim_ie") == learner_hparams("dqn", "recsim_ie")
+    assert learner_hparams("dqn", "recsim_ie")["gamma"] != learner_hparams("dqn", "default")[
+        "gamma"]
