@@ -19,7 +19,7 @@ from recsim_env import choice as choice_lib
 from recsim_env import items as items_lib
 from recsim_env import users as users_lib
 from recsim_env.config import EnvConfig
-from recsim_env.content import make_content_encoder
+from recsim_env.content import ContentEncoder, make_content_encoder
 
 # Per-candidate features after the content vector: age, log impressions, empirical CTR, cold.
 ITEM_EXTRA_FEATURES = ("age", "log_impressions", "ctr", "cold_start")
@@ -33,6 +33,23 @@ def content_encoder(config: EnvConfig):
     ``content_noise``)."""
     return make_content_encoder(config.content_encoder, n_topics=config.n_topics,
                                 dim=config.content_dim, noise=config.content_noise_value)
+
+
+def check_encoder(encoder: ContentEncoder, config: EnvConfig) -> ContentEncoder:
+    """``encoder`` if it matches the one ``config`` builds (name, ``dim`` and noise, so
+    observations have the layout :meth:`ObsLayout.from_config` gives); else ``ValueError``.
+    Building that reference is cheap: no encoder loads a model or encodes before it is used."""
+    if not isinstance(encoder, ContentEncoder):
+        raise ValueError(f"encoder must be a recsim_env.content.ContentEncoder, got "
+                         f"{type(encoder).__name__}")
+    ref = content_encoder(config)
+    for attr in ("name", "dim", "noise"):
+        want, got = getattr(ref, attr, None), getattr(encoder, attr, None)
+        if got != want:
+            raise ValueError(f"encoder.{attr} is {got!r} but config {config.content_encoder!r} "
+                             f"(content_dim={config.content_dim}, content_noise="
+                             f"{config.content_noise_value}) gives {want!r}")
+    return encoder
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,9 +195,13 @@ class World:
         config: the world's configuration.
         n_sessions: concurrent session slots; defaults to ``config.n_recommenders``. When it
             differs, the population is scaled to keep ``config.cohort_size`` users per slot.
+        encoder: the content encoder to use, built once and shared by several worlds (so a
+            MiniLM encoder's embedding cache serves them all); it must match ``config``
+            (:func:`check_encoder`). ``None``: build the one ``config`` names.
     """
 
-    def __init__(self, config: EnvConfig, n_sessions: int | None = None) -> None:
+    def __init__(self, config: EnvConfig, n_sessions: int | None = None, *,
+                 encoder: ContentEncoder | None = None) -> None:
         if n_sessions is None:
             n_sessions = config.n_recommenders
         if not (isinstance(n_sessions, (int, np.integer)) and n_sessions >= 1):
@@ -192,7 +213,8 @@ class World:
         else:
             self.n_users = config.cohort_size * self.n_sessions
         self.n_providers_total = config.n_background_providers + config.n_providers
-        self.encoder = content_encoder(config)
+        self.encoder = (content_encoder(config) if encoder is None
+                        else check_encoder(encoder, config))
         self.layout = ObsLayout(config.n_topics, self.encoder.dim, config.n_candidates,
                                 config.observe_interest)
         # cohorts: (n_sessions, cohort_max) user ids padded with -1
