@@ -1,60 +1,49 @@
-"""Reference throughput of Google's RecSim ``interest_evolution`` environment.
+"""Google's RecSim ``interest_evolution``, measured in its own virtual environment.
 
-Our own benchmark (``benchmarks/throughput.py --vs-recsim``) compares against
-the original RecSim in the same run.  RecSim pins an old ``gym`` and must not
-pollute the project's environment, so it lives in its own virtual environment
-(default ``<repo>/.venv-recsim``, git-ignored) which :func:`ensure_recsim_venv`
-creates on first use with ``pip install recsim-no-tf==0.2.3 six`` (RecSim
-imports ``six`` without declaring it; the install resolves to gym 0.26.2 and
-gin-config 0.5; TensorFlow is not needed).
+The throughput study (:mod:`agents.experiments.throughput`, ``--vs-recsim`` and ``--pairs``)
+compares against the original RecSim in the same run. RecSim pins an old ``gym`` and must not
+pollute the project's environment, so it lives in its own virtual environment (default
+``.venv-recsim`` in the working directory, git-ignored) which :func:`ensure_recsim_venv` creates
+on first use with ``pip install recsim-no-tf==0.2.3 six`` (RecSim imports ``six`` without
+declaring it; the install resolves to gym 0.26.2 and gin-config 0.5; TensorFlow is not needed).
 
 The measurement itself runs in a subprocess with that venv's interpreter (see
-:data:`WORKER_SOURCE`): one ``interest_evolution`` environment (10 candidates,
-slate of 2, documents resampled every step) is driven with uniformly random
-slates of distinct candidate indices.  One step is one slate shown to one
-user.  The reported ``steps_per_second`` times only the action sampling and
-``env.step`` calls; ``steps_per_second_incl_reset`` also counts the resets.
-
-Usage::
-
-    python benchmarks/recsim_reference.py --steps 200000 --seed 0 --json out.json
-
-or, from Python, ``run_recsim_reference(n_steps=50_000, seed=0)``.
+:data:`WORKER_SOURCE`): one ``interest_evolution`` environment (10 candidates, slate of 2,
+documents resampled every step) is driven with uniformly random slates of distinct candidate
+indices. One step is one slate shown to one user. The reported ``steps_per_second`` times only
+the action sampling and ``env.step`` calls; ``steps_per_second_incl_reset`` also counts the
+resets. From Python: ``run_recsim_reference(n_steps=50_000, seed=0)`` (or ``n_episodes=`` for
+episode statistics).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 import venv
 from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "RECSIM_REQUIREMENTS",
     "DEFAULT_VENV",
+    "RECSIM_REQUIREMENTS",
     "WORKER_SOURCE",
     "ensure_recsim_venv",
+    "find_recsim_python",
     "run_recsim_reference",
-    "format_table",
-    "main",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Root of the repository (the parent of the ``benchmarks`` folder).
-REPO_ROOT: Path = Path(__file__).resolve().parent.parent
+DEFAULT_VENV = Path(".venv-recsim")
+"""Where the RecSim virtual environment lives unless told otherwise (relative to the working
+directory, like :data:`agents.experiments.common.RESULTS_ROOT`)."""
 
-#: Where the RecSim virtual environment lives unless told otherwise.
-DEFAULT_VENV: Path = REPO_ROOT / ".venv-recsim"
-
-#: What gets pip-installed into the RecSim venv.
 RECSIM_REQUIREMENTS: tuple[str, ...] = ("recsim-no-tf==0.2.3", "six")
+"""What gets pip-installed into the RecSim venv."""
 
 #: Environment variables that keep the worker single-threaded.
 _THREAD_ENV: dict[str, str] = {
@@ -211,23 +200,23 @@ if __name__ == "__main__":
 
 
 def _venv_python(venv_dir: Path) -> Path:
-    """Returns the interpreter path inside ``venv_dir`` (POSIX or Windows layout)."""
-    if os.name == "nt":
-        return venv_dir / "Scripts" / "python.exe"
-    return venv_dir / "bin" / "python"
+    """The interpreter inside ``venv_dir`` (POSIX or Windows layout), as an absolute path
+    (``absolute``, not ``resolve``: resolving follows the venv's symlink out of the venv)."""
+    sub = ("Scripts", "python.exe") if os.name == "nt" else ("bin", "python")
+    return Path(venv_dir, *sub).absolute()
 
 
-def _imports_recsim(python: Path) -> bool:
-    """True when ``python`` exists and can import RecSim's interest_evolution and six."""
-    if not python.exists():
-        return False
-    proc = subprocess.run(
-        [str(python), "-c", _IMPORT_CHECK],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    return proc.returncode == 0
+def _import_check(python: Path) -> subprocess.CompletedProcess:
+    """Run RecSim's imports in ``python``."""
+    return subprocess.run([str(python), "-c", _IMPORT_CHECK], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def find_recsim_python(path: Path | None = None) -> Path | None:
+    """The interpreter of the RecSim venv at ``path`` (default :data:`DEFAULT_VENV`) if it
+    imports RecSim, else ``None``; creates nothing."""
+    python = _venv_python(DEFAULT_VENV if path is None else path)
+    return python if python.exists() and _import_check(python).returncode == 0 else None
 
 
 def _tail(text: str, n_lines: int = 30) -> str:
@@ -244,7 +233,7 @@ def ensure_recsim_venv(path: Path | None = None) -> Path:
     already imports RecSim.
 
     Args:
-        path: venv folder; defaults to ``<repo>/.venv-recsim``.
+        path: venv folder; defaults to :data:`DEFAULT_VENV`.
 
     Returns:
         Path of the venv's Python interpreter.
@@ -254,10 +243,11 @@ def ensure_recsim_venv(path: Path | None = None) -> Path:
             message carries the tail of pip's output.
     """
     venv_dir = Path(path) if path is not None else DEFAULT_VENV
-    python = _venv_python(venv_dir)
-    if _imports_recsim(python):
+    found = find_recsim_python(venv_dir)
+    if found is not None:
         log.debug("RecSim venv ready at %s", venv_dir)
-        return python
+        return found
+    python = _venv_python(venv_dir)
 
     if not python.exists():
         log.info("Creating RecSim virtual environment at %s", venv_dir)
@@ -278,8 +268,8 @@ def ensure_recsim_venv(path: Path | None = None) -> Path:
             f"pip install of {' '.join(RECSIM_REQUIREMENTS)} into {venv_dir} failed "
             f"(exit {proc.returncode}); output tail:\n{_tail(proc.stdout + proc.stderr)}"
         )
-    if not _imports_recsim(python):
-        check = subprocess.run([str(python), "-c", _IMPORT_CHECK], capture_output=True, text=True)
+    check = _import_check(python)
+    if check.returncode != 0:
         raise RuntimeError(
             f"RecSim installed into {venv_dir} but does not import; output tail:\n"
             f"{_tail(check.stdout + check.stderr)}\n"
@@ -328,8 +318,8 @@ def run_recsim_reference(
     Raises:
         RuntimeError: when the worker fails or prints no result.
     """
-    if python is None:
-        python = ensure_recsim_venv()
+    # absolute: the worker runs in a temporary directory
+    python = ensure_recsim_venv() if python is None else Path(python).absolute()
     cfg: dict[str, Any] = {
         "seed": int(seed),
         "num_candidates": int(num_candidates),
@@ -360,61 +350,5 @@ def run_recsim_reference(
         )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(_RESULT_MARKER):
-            result: dict[str, Any] = json.loads(line[len(_RESULT_MARKER) :])
-            result["python"] = str(python)
-            return result
+            return json.loads(line[len(_RESULT_MARKER) :])
     raise RuntimeError(f"RecSim worker printed no result; output tail:\n{output_tail}")
-
-
-def format_table(result: dict[str, Any]) -> str:
-    """Renders the main numbers of a :func:`run_recsim_reference` result as a small table."""
-    rows = [
-        ("recsim version", f"{result['recsim_version']} (gym {result['gym_version']})"),
-        ("steps", f"{result['steps']:,}"),
-        ("steps/s (step + sampling)", f"{result['steps_per_second']:,.0f}"),
-        ("steps/s (incl. resets)", f"{result['steps_per_second_incl_reset']:,.0f}"),
-        ("us per step", f"{result['us_per_step']:.1f}"),
-        ("episodes", f"{result['episodes']:,}"),
-        ("mean episode length", f"{result['mean_episode_length']:.2f}"),
-        ("mean episode return", f"{result['mean_episode_return']:.2f}"),
-        ("clicks per step", f"{result['clicks_per_step']:.4f}"),
-    ]
-    width = max(len(k) for k, _ in rows)
-    title = "RecSim interest_evolution, random slates"
-    lines = [title, "-" * max(len(title), width + 3 + max(len(v) for _, v in rows))]
-    lines += [f"{k:<{width}}   {v}" for k, v in rows]
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: measure, print a table, optionally write JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=50_000, help="timed steps (default 50,000)")
-    parser.add_argument(
-        "--episodes", type=int, default=None, help="run this many episodes instead of --steps"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--venv", type=Path, default=None, help=f"RecSim venv (default {DEFAULT_VENV})"
-    )
-    parser.add_argument(
-        "--json", type=Path, default=None, metavar="PATH", help="also write the result here"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
-    )
-
-    python = ensure_recsim_venv(args.venv)
-    result = run_recsim_reference(args.steps, args.seed, python, n_episodes=args.episodes)
-    print(format_table(result))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        log.info("wrote %s", args.json)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

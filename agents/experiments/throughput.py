@@ -2,237 +2,442 @@
 
     python benchmarks/throughput.py                  # world, parallel env and the other faces
     python benchmarks/throughput.py --vs-recsim      # also Google's RecSim, in the same run
-    python benchmarks/throughput.py --quick          # short runs (smoke test)
+    python benchmarks/throughput.py --quick          # short runs, few sizes (smoke test)
     python benchmarks/throughput.py --pairs 7        # VecEnv@4096 / RecSim in interleaved pairs
 
-One user-step is one slate shown to one user (RecSim's "step"). Random slates of distinct
-candidates are pre-drawn (a pool of 64 batches, reused cyclically) so the figure measures the
-simulator, not the action sampler (the AEC env, views and VecEnvs of
-``throughput_faces.py`` draw their random actions inside the timed loop, as RecSim does). Each
-cell is the median of ``--repeats`` timed runs.
-Results: a table on stdout and JSON in ``benchmarks/results/throughput.json``.
+One user-step is one slate shown to one user (RecSim's "step"). The faces:
+
+* ``world``: ``World.step`` plus building the observation arrays, ``sessions`` sessions;
+* ``parallel``: the PettingZoo ParallelEnv with ``sessions`` recommender agents;
+* ``aec``: the AEC env driven turn by turn with ``action_space(agent).sample()``;
+  ``aec+users`` adds providers and user agents (rows also carry ``turns_per_s``);
+* ``view``: the single-agent view of ``recommender_0``, ``reset()`` at each episode end
+  (included in the time);
+* ``vecenv``: :class:`recsim_env.vector.RecommenderVecEnv` with ``sessions`` envs;
+* ``dummy``: SB3 ``DummyVecEnv`` of ``sessions`` single-agent views.
+
+The world and the parallel env step through a pool of pre-drawn random slates (reused
+cyclically) so that their figure measures the simulator, not the action sampler; the other
+faces draw their random actions inside the timed loop, as RecSim does. Slates come from
+:func:`recsim_env.items.random_slates`. Each cell is the median of ``--repeats`` timed runs.
+With ``--vs-recsim`` every rate is also a multiple of RecSim's (measured in the same run,
+:mod:`agents.experiments.recsim_reference`), and VecEnv rows are a multiple of the
+DummyVecEnv of the same preset. Targets: ``vecenv@4096`` on ``recsim_ie`` >= 150x RecSim, and
+``vecenv@256`` >= 50x ``dummy@256``.
+
+Results: a table on stdout, ``throughput.json`` (or ``throughput_pairs.json`` with
+``--pairs``) in ``--out`` (default ``results/throughput``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
+import functools
+import itertools
+import logging
 import os
 import platform
 import statistics
-import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("MKL_NUM_THREADS", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
+import recsim_env
+from agents.checkpoint import write_json
+from agents.experiments import recsim_reference
+from agents.experiments.common import RESULTS_ROOT, init_worker
+from recsim_env.items import random_slates
+from recsim_env.vector import RecommenderVecEnv
+from recsim_env.world import World
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+__all__ = ["OUT_DIR", "Settings", "bench_aec", "bench_parallel", "bench_vec", "bench_view",
+           "bench_world", "format_table", "main", "paired_ratios", "run", "slate_pool"]
 
-import recsim_env  # noqa: E402
-from recsim_env.world import World  # noqa: E402
+log = logging.getLogger(__name__)
 
-SESSIONS = (1, 64, 1024, 4096)
-PRESETS = ("recsim_ie", "default")
-
-
-def slate_pool(n: int, n_candidates: int, k: int, seed: int = 0, size: int = 64) -> list:
-    """``size`` pre-drawn (n, k) batches of distinct random candidate indices."""
-    rng = np.random.default_rng(seed)
-    return [np.argsort(rng.random((n, n_candidates)), axis=1)[:, :k] for _ in range(size)]
+OUT_DIR = RESULTS_ROOT / "throughput"
+POOL_SIZE = 64
+"""Pre-drawn slate batches of the world and parallel-env cells, reused cyclically."""
+PAIRS_SESSIONS = 4096
+PAIRS_PRESET = "recsim_ie"
+RECSIM_ROW = {"face": "recsim (Google)", "preset": "interest_evolution", "sessions": 1}
 
 
-def _timed(step, min_seconds: float, min_steps: int) -> tuple[int, float]:
-    """Run ``step(i)`` until both limits pass; returns (steps, seconds)."""
-    n, t0 = 0, time.perf_counter()
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What one throughput run measures.
+
+    Attributes:
+        presets: env presets, each measured on every face.
+        sessions: session counts of the world and the parallel env.
+        max_parallel_sessions: the parallel env is skipped above this (a dict of thousands
+            of agents per step measures dict packing, not the simulator); ``None``: never.
+        vec_sizes: numbers of envs of the VecEnv.
+        dummy_envs: views in the DummyVecEnv (0: none).
+        seconds: timed seconds per run.
+        repeats: runs per cell (the median is reported).
+        faces: also measure the AEC env, the view and the VecEnvs.
+        recsim_steps: timed RecSim steps per run (0: RecSim not run).
+    """
+
+    presets: tuple[str, ...] = ("recsim_ie", "default")
+    sessions: tuple[int, ...] = (1, 64, 1024, 4096)
+    max_parallel_sessions: int | None = 1024
+    vec_sizes: tuple[int, ...] = (1, 256, 4096)
+    dummy_envs: int = 256
+    seconds: float = 1.5
+    repeats: int = 3
+    faces: bool = True
+    recsim_steps: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("sessions", "vec_sizes"):
+            value = getattr(self, name)
+            if not value or any(n < 1 for n in value):
+                raise ValueError(f"{name} must be non-empty and all >= 1, got {value}")
+        if not self.presets:
+            raise ValueError("presets must be non-empty")
+        if self.dummy_envs < 0:
+            raise ValueError(f"dummy_envs must be >= 0, got {self.dummy_envs}")
+        if self.seconds <= 0:
+            raise ValueError(f"seconds must be > 0, got {self.seconds}")
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        if self.recsim_steps < 0:
+            raise ValueError(f"recsim_steps must be >= 0, got {self.recsim_steps}")
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> Settings:
+        """Short runs on few sizes (a smoke test)."""
+        return cls(**{"sessions": (1, 64), "vec_sizes": (1, 256), "dummy_envs": 16,
+                      "seconds": 0.3, "repeats": 1, **overrides})
+
+
+class Timing(NamedTuple):
+    """What :func:`_timed` measured: ``units`` done in ``calls`` calls and ``seconds`` of wall
+    time."""
+
+    units: int
+    calls: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Units per wall second."""
+        return self.units / self.seconds
+
+
+def _timed(step: Callable[[], int], seconds: float, warmup: int = 0) -> Timing:
+    """Call ``step`` (which returns the units it did) ``warmup`` times untimed, then until
+    ``seconds`` of wall time have passed."""
+    for _ in range(warmup):
+        step()
+    units, calls, start = 0, 0, time.perf_counter()
     while True:
-        for _ in range(min_steps):
-            step(n)
-            n += 1
-        dt = time.perf_counter() - t0
-        if dt >= min_seconds:
-            return n, dt
+        units += step()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return Timing(units, calls, elapsed)
 
 
-def bench_world(preset: str, n_sessions: int, seconds: float) -> float:
+def slate_pool(n: int, n_candidates: int, slate_size: int, seed: int = 0,
+               size: int = POOL_SIZE) -> list[np.ndarray]:
+    """``size`` pre-drawn ``(n, slate_size)`` int64 batches of random distinct candidates."""
+    rng = np.random.default_rng(seed)
+    return [random_slates(rng, n, n_candidates, slate_size) for _ in range(size)]
+
+
+def _pooled_rate(step: Callable[[Any], Any], actions: Sequence[Any], n_sessions: int,
+                 seconds: float) -> float:
+    """User-steps/s of ``step(action)`` cycling over pre-built ``actions`` (5 untimed steps
+    first)."""
+    cycle = itertools.cycle(actions)
+
+    def one() -> int:
+        step(next(cycle))
+        return n_sessions
+
+    return _timed(one, seconds, warmup=5).rate
+
+
+def bench_world(preset: str, n_sessions: int, seconds: float) -> dict[str, float]:
     """User-steps/s of ``World.step`` plus building the observation arrays."""
     cfg = recsim_env.make_config(preset)
     world = World(cfg, n_sessions=n_sessions)
     world.reset(0)
-    pool = slate_pool(n_sessions, cfg.n_candidates, cfg.slate_size)
 
-    def step(i: int) -> None:
-        world.step(pool[i % 64])
+    def step(slates: np.ndarray) -> None:
+        world.step(slates)
         world.recommender_obs()
 
-    for i in range(5):
-        step(i)
-    n, dt = _timed(step, seconds, max(1, 2000 // n_sessions))
-    return n * n_sessions / dt
+    pool = slate_pool(n_sessions, cfg.n_candidates, cfg.slate_size)
+    return {"user_steps_per_s": _pooled_rate(step, pool, n_sessions, seconds)}
 
 
-def bench_parallel(preset: str, n_sessions: int, seconds: float) -> float:
+def bench_parallel(preset: str, n_sessions: int, seconds: float) -> dict[str, float]:
     """User-steps/s of the PettingZoo ParallelEnv with ``n_sessions`` recommender agents."""
     cfg = recsim_env.make_config(preset)
     users = max(cfg.n_users, cfg.cohort_size * n_sessions)
     env = recsim_env.parallel_env(cfg, n_recommenders=n_sessions, n_users=users,
                                   max_cycles=10**9)
     env.reset(seed=0)
+    agents = [a for a in env.possible_agents if a.startswith("recommender_")]
     pool = slate_pool(n_sessions, cfg.n_candidates, cfg.slate_size)
-    agents = env.possible_agents
     if cfg.slate_size == 1:
-        actions = [dict(zip(agents, (int(x) for x in p[:, 0]))) for p in pool]
+        actions = [dict(zip(agents, (int(x) for x in p[:, 0]), strict=True)) for p in pool]
     else:
-        actions = [dict(zip(agents, p)) for p in pool]
-
-    def step(i: int) -> None:
-        env.step(actions[i % 64])
-
-    for i in range(5):
-        step(i)
-    n, dt = _timed(step, seconds, max(1, 2000 // n_sessions))
-    return n * n_sessions / dt
+        actions = [dict(zip(agents, p, strict=True)) for p in pool]
+    return {"user_steps_per_s": _pooled_rate(env.step, actions, n_sessions, seconds)}
 
 
-def median_of(fn, repeats: int, *args) -> float:
-    """Median over ``repeats`` runs."""
-    return statistics.median(fn(*args) for _ in range(repeats))
+def bench_aec(preset: str, seconds: float, **overrides: Any) -> dict[str, float]:
+    """Turns/s of the AEC env and user-steps/s (world steps x recommenders)."""
+    env = recsim_env.env(preset=preset, max_cycles=10**9, **overrides)
+    env.reset(seed=0)
+    for a in env.possible_agents:
+        env.action_space(a).seed(0)
+
+    def cycle() -> int:
+        """Turns until the world steps once; returns how many."""
+        t, turns = env.world.t, 0
+        while env.world.t == t:
+            env.step(env.action_space(env.agent_selection).sample())
+            turns += 1
+        return turns
+
+    timing = _timed(cycle, seconds, warmup=3)
+    return {"user_steps_per_s": timing.calls * env.config.n_recommenders / timing.seconds,
+            "turns_per_s": timing.rate}
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Measure everything requested; returns the JSON-able results."""
-    seconds = 0.3 if args.quick else args.seconds
-    repeats = 1 if args.quick else args.repeats
-    sessions = (1, 64) if args.quick else SESSIONS
+def bench_view(preset: str, seconds: float) -> dict[str, float]:
+    """User-steps/s of the single-agent view of ``recommender_0``."""
+    env = recsim_env.single_agent_env(preset=preset)
+    env.reset(seed=0)
+    cfg = env.config
+    rng = np.random.default_rng(0)
+
+    def step() -> int:
+        a = random_slates(rng, 1, cfg.n_candidates, cfg.slate_size)[0]
+        _, _, term, trunc, _ = env.step(a if cfg.slate_size > 1 else int(a[0]))
+        if term or trunc:
+            env.reset()
+        return 1
+
+    return {"user_steps_per_s": _timed(step, seconds, warmup=5).rate}
+
+
+def bench_vec(venv: Any, cfg: recsim_env.EnvConfig, seconds: float) -> dict[str, float]:
+    """User-steps/s of an SB3 VecEnv (``num_envs`` user-steps per call)."""
+    venv.seed(0)
+    venv.reset()
+    rng = np.random.default_rng(0)
+    n = venv.num_envs
+
+    def step() -> int:
+        a = random_slates(rng, n, cfg.n_candidates, cfg.slate_size)
+        venv.step(a if cfg.slate_size > 1 else a[:, 0])
+        return n
+
+    return {"user_steps_per_s": _timed(step, seconds, warmup=2).rate}
+
+
+def _bench_vecenv(preset: str, n: int, seconds: float) -> dict[str, float]:
+    return bench_vec(RecommenderVecEnv(n, preset=preset), recsim_env.make_config(preset),
+                     seconds)
+
+
+def _bench_dummy(preset: str, n: int, seconds: float) -> dict[str, float]:
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    dummy = DummyVecEnv([lambda: recsim_env.single_agent_env(preset=preset)] * n)
+    return bench_vec(dummy, recsim_env.make_config(preset), seconds)
+
+
+_Cell = tuple[str, str, int, Callable[[float], dict[str, float]]]
+
+
+def _cells(s: Settings) -> list[_Cell]:
+    """(face, preset, sessions, measure(seconds)) of every cell ``s`` asks for."""
+    out: list[_Cell] = []
+    for preset in s.presets:
+        for n in s.sessions:
+            out.append(("world", preset, n, functools.partial(bench_world, preset, n)))
+            if s.max_parallel_sessions is None or n <= s.max_parallel_sessions:
+                out.append(("parallel", preset, n, functools.partial(bench_parallel, preset, n)))
+    if not s.faces:
+        return out
+    for preset in s.presets:
+        cfg = recsim_env.make_config(preset)
+        users = ({"n_providers": 2, "n_user_agents": 4} if cfg.candidate_source == "catalog"
+                 else {"n_user_agents": 1})
+        for face, overrides in (("aec", {}), ("aec+users", users)):
+            n = recsim_env.make_config(preset, **overrides).n_recommenders
+            out.append((face, preset, n, functools.partial(bench_aec, preset, **overrides)))
+        out.append(("view", preset, 1, functools.partial(bench_view, preset)))
+        for n in s.vec_sizes:
+            out.append(("vecenv", preset, n, functools.partial(_bench_vecenv, preset, n)))
+        if s.dummy_envs:
+            out.append(("dummy", preset, s.dummy_envs,
+                        functools.partial(_bench_dummy, preset, s.dummy_envs)))
+    return out
+
+
+def _median_row(measure: Callable[[], dict[str, float]], repeats: int) -> dict[str, float]:
+    """Every rate ``measure`` returns, median over ``repeats`` calls."""
+    runs = [measure() for _ in range(repeats)]
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def _add_ratios(rows: list[dict[str, Any]], recsim_rate: float | None) -> None:
+    """``x_recsim`` on every row (when RecSim ran) and ``x_dummy`` on VecEnv rows (when the
+    DummyVecEnv of their preset ran)."""
+    dummy = {r["preset"]: r["user_steps_per_s"] for r in rows if r["face"] == "dummy"}
+    for r in rows:
+        if recsim_rate is not None:
+            r["x_recsim"] = r["user_steps_per_s"] / recsim_rate
+        if r["face"] == "vecenv" and r["preset"] in dummy:
+            r["x_dummy"] = r["user_steps_per_s"] / dummy[r["preset"]]
+
+
+def _recsim(n_steps: int, repeats: int, venv: Path | None) -> dict[str, Any]:
+    """RecSim's result of the first run, with the median rate over ``repeats`` runs."""
+    python = recsim_reference.ensure_recsim_venv(venv)
+    runs = [recsim_reference.run_recsim_reference(n_steps=n_steps, seed=s, python=python)
+            for s in range(repeats)]
+    return {**runs[0], "steps_per_second": statistics.median(r["steps_per_second"]
+                                                              for r in runs)}
+
+
+def _machine() -> dict[str, Any]:
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
+
+
+def run(settings: Settings, *, recsim_venv: Path | None = None) -> dict[str, Any]:
+    """Measure every cell of ``settings``.
+
+    Returns:
+        ``rows`` (``face``, ``preset``, ``sessions``, ``user_steps_per_s``, and where they
+        apply ``turns_per_s``, ``x_recsim``, ``x_dummy``), ``recsim`` (RecSim's result or
+        ``None``), ``machine`` and ``settings``.
+    """
     rows: list[dict[str, Any]] = []
-    recsim: dict[str, Any] | None = None
-    if args.vs_recsim:
-        from recsim_reference import run_recsim_reference
-
-        runs = [run_recsim_reference(n_steps=5_000 if args.quick else 50_000, seed=s)
-                for s in range(repeats)]
-        recsim = dict(runs[0])
-        recsim["steps_per_second"] = statistics.median(r["steps_per_second"] for r in runs)
-        rows.append({"face": "recsim (Google)", "preset": "interest_evolution", "sessions": 1,
-                     "user_steps_per_s": recsim["steps_per_second"]})
-    for preset in PRESETS:
-        for n in sessions:
-            for face, fn in (("world", bench_world), ("parallel", bench_parallel)):
-                if face == "parallel" and n > 1024 and not args.all:
-                    continue  # a dict of 4096 agents per step measures dict packing, not us
-                v = median_of(fn, repeats, preset, n, seconds)
-                rows.append({"face": face, "preset": preset, "sessions": n,
-                             "user_steps_per_s": v})
-                if not args.json_only:
-                    print(f"  {face:9s} {preset:10s} {n:5d} sessions: {v:14,.0f} user-steps/s",
-                          flush=True)
-    if not args.skip_faces:
-        import throughput_faces
-
-        face_rows = throughput_faces.measure_faces(quick=args.quick, seconds=seconds,
-                                                   repeats=repeats)
-        rows += face_rows
-        if not args.json_only:
-            for r in face_rows:
-                print(f"  {r['face']:9s} {r['preset']:10s} {r['sessions']:5d} sessions: "
-                      f"{r['user_steps_per_s']:14,.0f} user-steps/s", flush=True)
-    if recsim:
-        for r in rows:
-            r["x_recsim"] = r["user_steps_per_s"] / recsim["steps_per_second"]
-    return {
-        "rows": rows,
-        "recsim": recsim,
-        "machine": {"python": platform.python_version(), "numpy": np.__version__,
-                    "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count()},
-        "settings": {"seconds": seconds, "repeats": repeats},
-    }
+    recsim = None
+    if settings.recsim_steps:
+        recsim = _recsim(settings.recsim_steps, settings.repeats, recsim_venv)
+        rows.append({**RECSIM_ROW, "user_steps_per_s": recsim["steps_per_second"]})
+    for face, preset, n, measure in _cells(settings):
+        row = {"face": face, "preset": preset, "sessions": n,
+               **_median_row(functools.partial(measure, settings.seconds), settings.repeats)}
+        rows.append(row)
+        log.info("  %-9s %-10s %5d sessions: %14s user-steps/s", face, preset, n,
+                 f"{row['user_steps_per_s']:,.0f}")
+    _add_ratios(rows, None if recsim is None else recsim["steps_per_second"])
+    return {"rows": rows, "recsim": recsim, "machine": _machine(),
+            "settings": dataclasses.asdict(settings)}
 
 
-def paired_ratios(pairs: int, seconds: float, recsim_steps: int = 30_000) -> dict[str, Any]:
-    """The #3 target measured in interleaved pairs: RecSim, then the VecEnv and the world at
-    4096 sessions on ``recsim_ie``, ``pairs`` times. The machine's speed drifts by tens of
-    percent within a minute, so each ratio divides two rates taken seconds apart; the median
-    of the pairs is the figure to quote."""
-    from recsim_reference import run_recsim_reference
-    from throughput_faces import bench_vec
-
-    from recsim_env.vector import RecommenderVecEnv
-
-    cfg = recsim_env.make_config("recsim_ie")
-    venv = RecommenderVecEnv(4096, config=cfg)
+def paired_ratios(pairs: int, seconds: float, recsim_steps: int = 30_000, *,
+                  recsim_venv: Path | None = None) -> dict[str, Any]:
+    """The VecEnv and the world at 4096 sessions on ``recsim_ie`` against RecSim, measured in
+    ``pairs`` interleaved pairs. The machine's speed drifts by tens of percent within a
+    minute, so each ratio divides two rates taken seconds apart; the median of the pairs is
+    the figure to quote."""
+    python = recsim_reference.ensure_recsim_venv(recsim_venv)
+    cfg = recsim_env.make_config(PAIRS_PRESET)
+    venv = RecommenderVecEnv(PAIRS_SESSIONS, config=cfg)
+    vec_key, world_key = f"vecenv@{PAIRS_SESSIONS}", f"world@{PAIRS_SESSIONS}"
     rows = []
     for i in range(pairs):
-        recsim = run_recsim_reference(n_steps=recsim_steps, seed=i)["steps_per_second"]
-        vec = bench_vec(venv, cfg, seconds)["steps_per_s"]
-        world = bench_world("recsim_ie", 4096, seconds)
-        rows.append({"recsim": recsim, "vecenv@4096": vec, "world@4096": world,
+        recsim = recsim_reference.run_recsim_reference(n_steps=recsim_steps, seed=i,
+                                                       python=python)["steps_per_second"]
+        vec = bench_vec(venv, cfg, seconds)["user_steps_per_s"]
+        world = bench_world(PAIRS_PRESET, PAIRS_SESSIONS, seconds)["user_steps_per_s"]
+        rows.append({"recsim": recsim, vec_key: vec, world_key: world,
                      "x_vecenv": vec / recsim, "x_world": world / recsim})
-        print(f"  pair {i}: RecSim {recsim:,.0f}  VecEnv@4096 {vec:,.0f} ({vec / recsim:.1f}x)  "
-              f"world@4096 {world:,.0f} ({world / recsim:.1f}x)", flush=True)
+        log.info("  pair %d: RecSim %s  %s %s (%.1fx)  %s %s (%.1fx)", i, f"{recsim:,.0f}",
+                 vec_key, f"{vec:,.0f}", vec / recsim, world_key, f"{world:,.0f}",
+                 world / recsim)
     return {"pairs": rows,
             "median_x_vecenv": statistics.median(r["x_vecenv"] for r in rows),
             "median_x_world": statistics.median(r["x_world"] for r in rows)}
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """Markdown table of the rows."""
-    has_ratio = result["recsim"] is not None
-    head = ("| face | preset | sessions | user-steps/s |" + (" x RecSim |" if has_ratio else "")
-            + " x DummyVecEnv |")
-    sep = "|---|---|---:|---:|" + ("---:|" if has_ratio else "") + "---:|"
-    lines = [head, sep]
+    """Markdown table of a :func:`run` result."""
+    has_recsim = result["recsim"] is not None
+    lines = ["| face | preset | sessions | user-steps/s |" + (" x RecSim |" if has_recsim else "")
+             + " x DummyVecEnv |",
+             "|---|---|---:|---:|" + ("---:|" if has_recsim else "") + "---:|"]
     for r in result["rows"]:
-        line = (f"| {r['face']} | {r['preset']} | {r['sessions']} | "
-                f"{r['user_steps_per_s']:,.0f} |")
-        if has_ratio:
+        line = f"| {r['face']} | {r['preset']} | {r['sessions']} | {r['user_steps_per_s']:,.0f} |"
+        if has_recsim:
             line += f" {r['x_recsim']:.1f} |"
         line += f" {r['x_dummy']:.1f} |" if "x_dummy" in r else " |"
         lines.append(line)
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
+def _one_thread() -> None:
+    """One torch and BLAS thread. The thread variables bind only before numpy loads, so the
+    pools already loaded are limited too where threadpoolctl is installed."""
+    init_worker()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        log.warning("threadpoolctl is not installed: numpy's BLAS keeps its default threads")
+        return
+    threadpool_limits(1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python benchmarks/throughput.py ...``: measure, print the table, write JSON."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--vs-recsim", action="store_true", help="also run Google's RecSim")
     p.add_argument("--quick", action="store_true", help="short runs, few sizes")
-    p.add_argument("--all", action="store_true", help="include the parallel env at 4096")
+    p.add_argument("--all", action="store_true",
+                   help="include the parallel env above 1024 sessions")
     p.add_argument("--skip-faces", action="store_true", help="world and parallel env only")
-    p.add_argument("--seconds", type=float, default=1.5, help="timed seconds per run")
-    p.add_argument("--repeats", type=int, default=3, help="runs per cell (median reported)")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "throughput.json")
-    p.add_argument("--json-only", action="store_true")
+    p.add_argument("--presets", nargs="+", default=None, help="default: recsim_ie default")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="timed seconds per run (default 1.5, --quick 0.3)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="runs per cell, median reported (default 3, --quick 1)")
+    p.add_argument("--out", type=Path, default=OUT_DIR, help=f"output folder (default {OUT_DIR})")
+    p.add_argument("--recsim-venv", type=Path, default=None,
+                   help="RecSim's virtual environment (default .venv-recsim)")
     p.add_argument("--pairs", type=int, default=0,
                    help="only the VecEnv/world@4096 vs RecSim ratio, in N interleaved pairs "
                         "(median reported)")
     args = p.parse_args(argv)
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("agents.experiments").setLevel(logging.INFO)  # progress, RecSim's venv
+    _one_thread()
+    given = {k: v for k, v in (("seconds", args.seconds), ("repeats", args.repeats),
+                               ("presets", args.presets and tuple(args.presets)))
+             if v is not None}
     if args.pairs:
-        res = paired_ratios(args.pairs, args.seconds)
-        print(f"median over {args.pairs} pairs: VecEnv@4096 {res['median_x_vecenv']:.1f}x "
-              f"RecSim, world@4096 {res['median_x_world']:.1f}x RecSim")
-        out = args.out.with_name("throughput_pairs.json")
-        out.write_text(json.dumps(res, indent=2))
+        res = paired_ratios(args.pairs, given.get("seconds", Settings.seconds),
+                            recsim_venv=args.recsim_venv)
+        print(f"median over {args.pairs} pairs: VecEnv@{PAIRS_SESSIONS} "
+              f"{res['median_x_vecenv']:.1f}x RecSim, world@{PAIRS_SESSIONS} "
+              f"{res['median_x_world']:.1f}x RecSim")
+        print(f"wrote {write_json(args.out / 'throughput_pairs.json', res, indent=2)}")
         return 0
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
-    result = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    if args.vs_recsim:
+        given["recsim_steps"] = 5_000 if args.quick else 50_000
+    if args.all:
+        given["max_parallel_sessions"] = None
+    given["faces"] = not args.skip_faces
+    settings = Settings.quick(**given) if args.quick else Settings(**given)
+    result = run(settings, recsim_venv=args.recsim_venv)
     print(format_table(result))
-    print(f"\nwrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    print(f"\nwrote {write_json(args.out / 'throughput.json', result, indent=2)}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
