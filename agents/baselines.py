@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from agents.base import ActContext, Transition
+from recsim_env import response
 from recsim_env.choice import choice_probabilities
 from recsim_env.config import EnvConfig
 from recsim_env.items import repeated_mask
@@ -119,7 +120,8 @@ def item_counts(cand: np.ndarray, content_dim: int) -> tuple[np.ndarray, np.ndar
 
 
 class Engagement(NamedTuple):
-    """True per-candidate quantities (see :func:`expected_engagement`), each (n, C) float64."""
+    """True per-candidate quantities (see :func:`expected_engagement`), each (n, C) float64
+    (``satiation`` is ``None`` when the world has no satiation)."""
 
     utility: np.ndarray
     """Choice utility (what the choice model sees)."""
@@ -131,17 +133,21 @@ class Engagement(NamedTuple):
     """Recommender reward if clicked (the watch time, or 1 for ``recommender_reward='clicks'``)."""
     quality: np.ndarray
     """Latent quality."""
+    satiation: np.ndarray | None = None
+    """The user's satiation on the candidate's topics, ``satiation . mix`` (``None`` when
+    ``satiation`` is off)."""
 
 
 def expected_engagement(world: World, slots: np.ndarray) -> Engagement:
     """True per-candidate choice utility and engagement, read from the hidden world state.
 
-    Utility and watch time restate :meth:`World.step`: ``utility = interest . mix +
-    quality_in_choice * quality - satiation_strength * satiation . mix`` and ``watch =
-    min(budget, length * frac)`` with ``frac = 1`` (``watch_mode='full'``) or
-    ``sigmoid(watch_sharpness * (interest . mix + quality))`` (``'engaged'``). The click
-    probability of a candidate is the one it would have shown alone in a slate (from
-    :func:`recsim_env.choice.choice_probabilities`).
+    Utility, watch time and reward come from the functions :meth:`World.step` uses
+    (:mod:`recsim_env.response`) applied to a click on each candidate, so they are exactly what
+    the world would produce: ``utility = interest . mix + quality_in_choice * quality -
+    satiation_strength * satiation . mix`` and ``watch = min(budget, length * frac)`` with
+    ``frac = 1`` (``watch_mode='full'``) or ``sigmoid(watch_sharpness * (interest . mix +
+    quality))`` (``'engaged'``). The click probability of a candidate is the one it would have
+    shown alone in a slate (from :func:`recsim_env.choice.choice_probabilities`).
 
     Args:
         world: the world (privileged access).
@@ -151,19 +157,16 @@ def expected_engagement(world: World, slots: np.ndarray) -> Engagement:
     mix = world.candidate_topic_mix(slots)  # (n, C, T)
     quality = cand.quality[slots]
     affinity = np.einsum("nt,nct->nc", S.interest[slots], mix)
-    utility = affinity + cfg.quality_in_choice * quality
-    if cfg.satiation:
-        utility = utility - cfg.satiation_strength * np.einsum("nt,nct->nc", S.satiation[slots],
-                                                               mix)
+    satiation = np.einsum("nt,nct->nc", S.satiation[slots], mix) if cfg.satiation else None
+    utility = response.choice_utility(affinity, quality, satiation, cfg)
     n, c = utility.shape
     p_click = choice_probabilities(utility.reshape(n * c, 1), np.ones((n * c, 1), bool), cfg)
     p_click = p_click[:, 0].reshape(n, c)
-    frac = 1.0
-    if cfg.watch_mode == "engaged":
-        frac = 1.0 / (1.0 + np.exp(-cfg.watch_sharpness * (affinity + quality)))
-    watch = np.minimum(S.budget[slots][:, None], cand.length[slots] * frac)
-    reward = np.ones((n, c)) if cfg.recommender_reward == "clicks" else watch
-    return Engagement(utility, p_click, watch, reward, quality)
+    clicked = np.ones((n, c), bool)
+    watch = response.watch_time(cand.length[slots], affinity, quality, S.budget[slots][:, None],
+                                clicked, cfg)
+    reward = response.recommender_reward(watch, clicked, cfg)
+    return Engagement(utility, p_click, watch, reward, quality, satiation)
 
 
 def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
@@ -467,16 +470,14 @@ class LongTermOracle(MyopicOracle):
         e = expected_engagement(world, slots)
         utility, p_click = e.utility, e.p_click
         h = self.horizon * self._budget_binds(world, slots) if self.horizon else 0.0
-        value = e.reward * (1.0 + np.reshape(h, (-1, 1)) * cfg.quality_bonus * e.quality)
+        value = e.reward * (1.0 + np.reshape(h, (-1, 1)) * response.quality_refund(e.quality, cfg))
         v0 = np.zeros(utility.shape[0])
         if self.patience_weight and cfg.patience is not None:
-            cost = np.maximum(0.0, 1.0 - 2.0 / (1.0 + np.exp(-utility)))
+            cost = response.patience_cost(response.satisfaction(utility, True), True)
             value = value - self.patience_weight * cost
-            v0 = v0 - self.patience_weight
+            v0 = v0 - self.patience_weight * response.NO_CLICK_PATIENCE_COST
         if self.satiation_weight and cfg.satiation:
-            sat = np.einsum("nt,nct->nc", world.sessions.satiation[slots],
-                            world.candidate_topic_mix(slots))
-            value = value - self.satiation_weight * sat
+            value = value - self.satiation_weight * e.satiation
         return utility, p_click, value, v0
 
     def _budget_binds(self, world: World, slots: np.ndarray) -> np.ndarray:

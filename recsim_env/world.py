@@ -5,7 +5,9 @@ The world knows nothing of agents or dicts. It runs ``n_sessions`` concurrent se
 users of cohort ``s`` (users ``u`` with ``u % n_sessions == s``), one session at a time.
 
 Step order: recommend (slates in), choose, respond, update users, update items, reward,
-terminate (end sessions, start new ones), observe (next candidates and observations).
+terminate (end sessions, start new ones), observe (next candidates and observations). The
+response formulas (utility, watch time, satisfaction, budget, patience, reward, session end)
+live in :mod:`recsim_env.response`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from recsim_env import choice as choice_lib
 from recsim_env import items as items_lib
+from recsim_env import response
 from recsim_env import users as users_lib
 from recsim_env.config import EnvConfig
 from recsim_env.content import ContentEncoder, make_content_encoder
@@ -567,13 +570,11 @@ class World:
         else:
             mix = self.candidate_topic_mix()[rows, slates]  # (s, k, T)
             affinity = np.einsum("st,skt->sk", S.interest, mix)
-        utility = affinity
-        if cfg.quality_in_choice:
-            utility = utility + cfg.quality_in_choice * quality
+        sat = None
         if cfg.satiation:
             sat = (np.take_along_axis(S.satiation, topic, axis=1) if self._onehot_mix
                    else np.einsum("st,skt->sk", S.satiation, mix))
-            utility = utility - cfg.satiation_strength * sat
+        utility = response.choice_utility(affinity, quality, sat, cfg)
         probs = choice_lib.choice_probabilities(utility, shown, cfg)
         pick = choice_lib.sample_choice(probs, self.rng_choice)
         if choice_override is not None:
@@ -584,11 +585,10 @@ class World:
         # respond
         c_util = utility[r, pos] * clicked
         c_quality = quality[r, pos]
-        c_len = cand.length[r, chosen]
-        if cfg.watch_mode == "engaged":
-            c_len = c_len / (1.0 + np.exp(-cfg.watch_sharpness * (affinity[r, pos] + c_quality)))
-        watch = np.minimum(S.budget, c_len) * clicked
-        satisfaction = clicked / (1.0 + np.exp(-c_util))
+        c_aff = affinity[r, pos] if cfg.watch_mode == "engaged" else None  # 'full' skips it
+        watch = response.watch_time(cand.length[r, chosen], c_aff, c_quality, S.budget, clicked,
+                                    cfg)
+        satisfaction = response.satisfaction(c_util, clicked)
         # update users (in session): consumption, then one step of exogenous drift
         if self._onehot_mix:
             interest, satiation, history = users_lib.consume_onehot(
@@ -601,14 +601,9 @@ class World:
         if cfg.exogenous_drift:
             interest, anchor = users_lib.drift_exogenous(
                 interest, anchor, self.users.home[S.user], 1, cfg, self.rng_users, self._one_step)
-        budget = S.budget - np.where(
-            clicked, watch * (1.0 - cfg.quality_bonus * c_quality), cfg.no_click_penalty)
-        patience = S.patience
-        if cfg.patience is not None:
-            # a no-click costs a full unit of patience, a disappointing click (utility < 0) up
-            # to one unit
-            patience = patience - np.where(clicked, np.maximum(0.0, 1.0 - 2.0 * satisfaction), 1.0)
-        reward = watch if cfg.recommender_reward == "watch_time" else clicked.astype(np.float64)
+        budget = response.update_budget(S.budget, watch, c_quality, clicked, cfg)
+        patience = response.update_patience(S.patience, satisfaction, clicked, cfg)
+        reward = response.recommender_reward(watch, clicked, cfg)
         steps = S.steps + 1
         ret = S.ret + reward
         self.sessions = S = S._replace(
@@ -650,9 +645,7 @@ class World:
             c_item = self._minus_ones_s
             c_cold = cold_imp = self._zeros_s
         # terminate
-        ended = budget <= 0
-        if cfg.patience is not None:
-            ended |= patience <= 0
+        ended = response.session_ended(budget, patience, cfg)
         n_imp = shown.sum(axis=1) if k > 1 else self._ones_s
         acc = self._acc  # per-slot running sums, reduced only when metrics are read
         acc[0] += n_imp
