@@ -14,17 +14,24 @@ from agents.base import ActContext, Learner, Transition
 from agents.baselines import (
     BASELINES,
     ContentSimilarity,
-    evaluate_policy,
     expected_engagement,
     item_counts,
     make_baseline,
     top_slate,
 )
+from agents.evaluation import evaluate
 from recsim_env import World, make_config
 from recsim_env.choice import choice_probabilities
 
 NAMES = sorted(BASELINES)
-PRIVILEGED = {"myopic_oracle", "long_term_oracle"}
+
+
+def deployed(policy, cfg, **kw):
+    """The evaluation of a baseline as deployed: exploring and learning while it serves."""
+    return evaluate(policy, cfg, learn=True, explore=True, ground_truth=False, **kw)
+
+
+PRIVILEGED = {"myopic_oracle", "long_term_oracle", "interest_probe"}
 LEARNERS = ["epsilon_greedy", "ucb1", "thompson", "linucb", "online_mf", "content_similarity",
             "content_projected"]
 
@@ -260,8 +267,8 @@ def test_content_beats_random_on_cold_start_items():
     through on new items far more often than random ones (benchmark: 1.6-1.7x with MiniLM)."""
     cfg = make_config("cold_start")
     layout = World(cfg, 1).layout
-    ctr = {name: evaluate_policy(make_baseline(name, cfg, layout), cfg, n_sessions=4,
-                                 n_steps=600, seed=1000)["cold_start_ctr"]
+    ctr = {name: deployed(make_baseline(name, cfg, layout), cfg, n_sessions=4,
+                            steps=600, seed=1000)["cold_start_ctr"]
            for name in ("random", "content_projected")}
     assert ctr["content_projected"] > 1.3 * ctr["random"], ctr
 
@@ -270,8 +277,8 @@ def test_content_beats_random_on_cold_start_items():
 def test_myopic_oracle_beats_random_on_recsim_ie():
     cfg = make_config("recsim_ie")
     layout = World(cfg, 1).layout
-    ret = {name: evaluate_policy(make_baseline(name, cfg, layout), cfg, n_sessions=256,
-                                 n_steps=400, seed=0, warmup_steps=100)["session_return"]
+    ret = {name: deployed(make_baseline(name, cfg, layout), cfg, n_sessions=256,
+                            steps=400, seed=0, warmup_steps=100)["return"]
            for name in ("random", "myopic_oracle")}
     # RecSim's reference: random 154, myopic 166 (best quality 280)
     assert 145 < ret["random"] < 163
@@ -288,8 +295,8 @@ def test_myopic_oracle_beats_random_on_recsim_ie():
 def test_long_term_oracle_beats_myopic_oracle(preset, overrides, n_sessions):
     cfg = make_config(preset, **overrides)
     layout = World(cfg, 1).layout
-    ret = {name: evaluate_policy(make_baseline(name, cfg, layout), cfg, n_sessions=n_sessions,
-                                 n_steps=300, seed=1, warmup_steps=100)["session_return"]
+    ret = {name: deployed(make_baseline(name, cfg, layout), cfg, n_sessions=n_sessions,
+                            steps=300, seed=1, warmup_steps=100)["return"]
            for name in ("myopic_oracle", "long_term_oracle")}
     assert ret["long_term_oracle"] > 1.08 * ret["myopic_oracle"]
 
@@ -300,8 +307,8 @@ def test_learners_beat_random_ctr_on_easy_config(seed):
 
     def ctr(name: str) -> float:
         policy = make_baseline(name, EASY, layout, seed=seed)
-        return evaluate_policy(policy, EASY, n_sessions=32, n_steps=150, seed=seed,
-                               warmup_steps=150)["ctr"]
+        return deployed(policy, EASY, n_sessions=32, steps=150, seed=seed,
+                        warmup_steps=150)["ctr"]
 
     base = ctr("random")
     for name in LEARNERS:

@@ -23,7 +23,7 @@ def test_full_averaging_each_round_is_parameter_sharing(tmp_path):
     assert cw.disagreement() > 0
     runner = Runner(CFG, {f"recommender_{i}": x for i, x in enumerate(ls)},
                     RunConfig(total_steps=300, run_root=str(tmp_path), progress=False,
-                              log_every=100, eval_steps=20), consensus=cw)
+                              log_every=100, eval_steps=20), callbacks=[cw])
     runner.train()
     runner.close()
     assert cw.disagreement() < 1e-8  # averaged after every update round
@@ -38,7 +38,7 @@ def test_full_averaging_each_round_is_parameter_sharing(tmp_path):
     assert {"consensus/disagreement", "consensus/alpha", "consensus/rounds"} <= set(
         acc.Tags()["scalars"])
     state = runner.state_dict()
-    assert state["consensus"]["n_rounds"] == cw.consensus.n_rounds
+    assert state["callbacks"][0]["n_rounds"] == cw.consensus.n_rounds
 
 
 def test_alpha_zero_is_independent_learning():

@@ -16,13 +16,16 @@ import pytest
 import torch
 
 from agents.base import Learner, Transition
-from agents.dqn import DQN, SessionLoop, evaluate_on_world, train_on_world
+from agents.dqn import DQN
+from agents.evaluation import evaluate
 from agents.linear_q import LinearQ
 from agents.replay import ReplayBuffer, credited_item, linear_schedule, obs_layout
 from agents.slateq import SlateQ, choice_probabilities_torch
 from agents.tabular_q import TabularQ
 from recsim_env import make_config
 from recsim_env.choice import choice_probabilities
+from recsim_env.items import random_slates
+from tests.agents.loops import SessionLoop
 
 # A RecSim-like world that is quick to learn: 4 topics with clearly different quality (topic 3
 # is best: it costs little budget), 5 fresh candidates, slates of 2, short sessions.
@@ -57,7 +60,7 @@ class RandomSlates:
         self.c, self.k = cfg.n_candidates, cfg.slate_size
 
     def act(self, obs, context=None, *, explore=True):
-        return np.argsort(self.rng.random((obs.shape[0], self.c)), 1)[:, : self.k]
+        return random_slates(self.rng, obs.shape[0], self.c, self.k)
 
 
 def _train(learner, cfg, world_steps: int, *, n_sessions: int = 16, seed: int = 0,
@@ -229,12 +232,13 @@ def test_learner_bootstraps_on_truncation_not_termination(name):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_learner_beats_random_on_easy_world(name, seed):
     learner = LEARNERS[name](EASY, seed)
-    train_on_world(learner, EASY, total_steps=6_144, seed=seed, n_sessions=32)
-    ours = evaluate_on_world(learner, EASY, seed=100 + seed, n_sessions=256)
-    rand = evaluate_on_world(RandomSlates(EASY, seed), EASY, seed=100 + seed, n_sessions=256)
+    _train(learner, EASY, 6_144 // 32, n_sessions=32, seed=seed)
+    # the first session of each of 256 slots, followed to its end (a one-step window)
+    ours = evaluate(learner, EASY, seed=100 + seed, n_sessions=256, steps=1, ground_truth=False)
+    rand = evaluate(RandomSlates(EASY, seed), EASY, seed=100 + seed, n_sessions=256, steps=1,
+                    ground_truth=False)
     # random: about 35; always the best topic: about 47
-    assert ours["mean_return"] > rand["mean_return"] + 3.0, (ours["mean_return"],
-                                                             rand["mean_return"])
+    assert ours["return"] > rand["return"] + 3.0, (ours["return"], rand["return"])
 
 
 # ------------------------------------------------------------------------------ TabularQ
@@ -483,12 +487,9 @@ def test_session_loop_terminal_and_truncated_observations():
     assert n_trunc > 0
 
 
-def test_train_and_evaluate_report_session_returns():
+def test_training_and_evaluation_report_session_returns():
     learner = LEARNERS["tabular"](EASY, 0)
-    log = train_on_world(learner, EASY, total_steps=2_048, seed=0, n_sessions=32,
-                         log_interval=1_024)
-    assert log.env_steps == 2_048 and len(log.records) == 2
-    assert log.episode_returns.size > 0 and (log.episode_returns >= 0).all()
-    assert {"rollout/ep_rew_mean", "time/fps", "train/loss"} <= set(log.records[-1])
-    ev = evaluate_on_world(learner, EASY, seed=0, n_sessions=64)
-    assert ev["n_episodes"] == 64 and ev["n_unfinished"] == 0
+    loop = _train(learner, EASY, 2_048 // 32, n_sessions=32)
+    assert loop.world.counters["sessions"] > 0
+    ev = evaluate(learner, EASY, seed=0, n_sessions=64, steps=1, ground_truth=False)
+    assert ev["sessions"] == 64 and ev["censored_sessions"] == 0 and ev["return"] >= 0

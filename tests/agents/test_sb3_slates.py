@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from agents.base import ActContext
-from agents.baselines import policy_steps
 from agents.checkpoint import load_checkpoint, save_checkpoint
 from agents.factory import make_learner
 from agents.sb3 import SB3Learner, TopKSB3DQN
 from recsim_env import World, make_config
+from tests.agents.loops import SessionLoop
 
 CFG = make_config("default", n_users=32, n_items_initial=60, n_items_max=200)
 
@@ -42,11 +42,11 @@ def test_top_k_slates_are_distinct_greedy_top_q():
 
 
 def test_trains_and_resumes_exactly(tmp_path):
-    world = World(CFG)
-    world.reset(1)
+    loop = SessionLoop(CFG, n_sessions=CFG.n_recommenders, seed=1)
+    world = loop.world
     learner = _learner(seed=3)
-    for _ in policy_steps(learner, world, 30):
-        pass
+    for _ in range(30):
+        loop.step(learner)
     path = save_checkpoint(tmp_path / "sb3.pt", {"learner": learner.state_dict()})
     twin = _learner(seed=99)
     twin.load_state_dict(load_checkpoint(path)["learner"])  # torch.load(weights_only=True)
@@ -69,14 +69,15 @@ def test_ppo_no_repeat_slates_never_repeat_and_train():
     ppo = make_learner("ppo", CFG, n_rows=4, seed=0, slate_encoding="no_repeat", n_steps=8,
                        batch_size=16, n_epochs=1)
     assert ppo.model.action_space.nvec.tolist() == [10, 9, 8]
-    world = World(CFG, n_sessions=4)
-    world.reset(3)
+    loop = SessionLoop(CFG, n_sessions=4, seed=3)
+    world = loop.world
     for explore in (True, False):
         slates = ppo.act(world.recommender_obs(), None, explore=explore)
         assert slates.shape == (4, 3)
         assert all(len(set(s)) == 3 for s in slates.tolist())
     before = [p.detach().clone() for p in ppo.model.policy.parameters()]
-    for res in policy_steps(ppo, world, 16, explore=True, learn=True):
+    for _ in range(16):
+        res = loop.step(ppo, explore=True, learn=True).raw.result
         assert (res.impressions == 3).all()  # distinct items fill every position
     assert ppo.model._n_updates == 2  # two rollouts of 8 steps x 4 rows were trained on
     assert any(not torch.equal(a, b) for a, b in zip(before, ppo.model.policy.parameters()))
