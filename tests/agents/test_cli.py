@@ -95,16 +95,16 @@ def test_shipped_configs_are_valid(path):
     if "buffer_size" in cfg["learner"]["kwargs"]:
         cfg["learner"]["kwargs"]["buffer_size"] = 1_000  # building is what is tested
     world_config, learners, consensus, group = cli.build_recommenders(cfg)
-    assert group and (consensus is None) == ("consensus" not in cfg)
+    assert group and (not consensus) == ("consensus" not in cfg)
 
 
 def test_consensus_common_init_key():
     cfg = cli.validate_config(cli.load_toml(REPO / "configs" / "consensus_dqn_default.toml"))
     cfg["learner"]["kwargs"]["buffer_size"] = 1_000
     assert cfg["consensus"]["common_init"] is False
-    assert cli.build_recommenders(cfg)[2].disagreement() > 0
+    assert cli.build_recommenders(cfg)[2][0].disagreement() > 0
     cfg["consensus"]["common_init"] = True
-    assert cli.build_recommenders(cfg)[2].disagreement() == 0.0
+    assert cli.build_recommenders(cfg)[2][0].disagreement() == 0.0
 
 
 def test_train_then_evaluate(tmp_path, capsys):
