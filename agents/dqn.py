@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,57 +134,19 @@ class DQN(ReplayQLearner):
         seed: seed of the learner's own numpy and torch generators.
         gamma: discount.
         lr: Adam learning rate.
-        batch_size: replayed transitions per gradient step.
-        buffer_size: replay capacity (rows).
-        learning_starts: transitions stored before the first gradient step.
-        gradient_steps: gradient steps per :meth:`update` call (one call per world step in the
-            driver, so ``gradient_steps * batch_size / n_sessions`` replayed rows per env step).
-        target_update_interval: gradient steps between target updates.
-        tau: Polyak coefficient of a target update (1.0 = hard copy).
-        exploration_initial_eps, exploration_final_eps, exploration_steps: linear epsilon
-            schedule over transitions (rows).
-        max_grad_norm: gradient-norm clip.
-        hidden: hidden layer sizes of the scorer.
-        cross_dim: rank of the scorer's user x item cross term.
-        reward_scale: rewards are multiplied by this before learning (Q is in scaled units;
-            acting is unaffected).
+        **hparams: :class:`agents.qbase.ReplayHParams` (gamma, lr, batch and replay sizes,
+            target updates, the epsilon schedule, network sizes, reward scale).
         double_q: double DQN target (else the target network's own max).
     """
 
     kind = "DQN"
 
-    def __init__(
-        self,
-        config: EnvConfig,
-        *,
-        seed: int = 0,
-        gamma: float = 0.99,
-        lr: float = 1e-3,
-        batch_size: int = 256,
-        buffer_size: int = 50_000,
-        learning_starts: int = 1_000,
-        gradient_steps: int = 1,
-        target_update_interval: int = 1,
-        tau: float = 0.01,
-        exploration_initial_eps: float = 1.0,
-        exploration_final_eps: float = 0.05,
-        exploration_steps: int = 50_000,
-        max_grad_norm: float = 10.0,
-        hidden: Sequence[int] = (64, 64),
-        cross_dim: int = 32,
-        reward_scale: float = 1.0,
-        double_q: bool = True,
-    ) -> None:
-        super().__init__(
-            config, seed=seed, gamma=gamma, lr=lr, batch_size=batch_size,
-            buffer_size=buffer_size, learning_starts=learning_starts,
-            gradient_steps=gradient_steps, target_update_interval=target_update_interval,
-            tau=tau, exploration_initial_eps=exploration_initial_eps,
-            exploration_final_eps=exploration_final_eps, exploration_steps=exploration_steps,
-            max_grad_norm=max_grad_norm, reward_scale=reward_scale)
+    def __init__(self, config: EnvConfig, *, seed: int = 0, double_q: bool = True,
+                 **hparams: Any) -> None:
+        super().__init__(config, seed=seed, **hparams)
         self.double_q = bool(double_q)
-        self._set_networks(ItemScorer(self.layout.user_dim, self.layout.item_dim, tuple(hidden),
-                                      cross_dim, self.torch_rng))
+        self._set_networks(ItemScorer(self.layout.user_dim, self.layout.item_dim,
+                                      tuple(self.hp.hidden), self.hp.cross_dim, self.torch_rng))
 
     @torch.no_grad()
     def q_values(self, obs: np.ndarray) -> np.ndarray:

@@ -21,6 +21,8 @@ learners behave bit for bit as before it existed).
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -211,44 +213,77 @@ class QLearner:
             self.torch_rng.set_state(state["torch_rng"])
 
 
-class ReplayQLearner(QLearner):
-    """A :class:`QLearner` trained from a replay buffer with online and target networks.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReplayHParams:
+    """Hyperparameters of the replay Q-learners (:class:`agents.dqn.DQN`,
+    :class:`agents.slateq.SlateQ`), their defaults written once.
 
-    Subclasses build their online network from ``self.torch_rng`` and hand it to
-    :meth:`_set_networks`, and implement :meth:`_train_step` (one gradient step on a replayed
-    batch, ending with :meth:`_gradient_step`).
-
-    Args:
-        config, seed, gamma, lr, exploration_initial_eps, exploration_final_eps,
-        exploration_steps: as in :class:`QLearner`.
+    Attributes:
+        gamma: discount.
+        lr: Adam's learning rate.
         batch_size: replayed transitions per gradient step.
         buffer_size: replay capacity (rows).
         learning_starts: transitions stored before the first gradient step.
-        gradient_steps: gradient steps per :meth:`update` call.
+        gradient_steps: gradient steps per ``update`` call (one call per world step in the
+            rollout loop, so ``gradient_steps * batch_size / n_sessions`` replayed rows per env
+            step).
         target_update_interval: gradient steps between target updates.
         tau: Polyak coefficient of a target update (1.0 = hard copy).
+        exploration_initial_eps, exploration_final_eps, exploration_steps: linear epsilon
+            schedule over transitions (rows).
         max_grad_norm: gradient-norm clip.
-        reward_scale: rewards are multiplied by this before learning.
+        hidden: hidden layer sizes of the scoring network.
+        cross_dim: rank of the network's user x item cross term.
+        reward_scale: rewards are multiplied by this before learning (Q is in scaled units;
+            acting is unaffected).
     """
 
-    def __init__(self, config: EnvConfig, *, seed: int, gamma: float, lr: float,
-                 batch_size: int, buffer_size: int, learning_starts: int, gradient_steps: int,
-                 target_update_interval: int, tau: float, exploration_initial_eps: float,
-                 exploration_final_eps: float, exploration_steps: int, max_grad_norm: float,
-                 reward_scale: float) -> None:
-        check_q_hyperparameters(gamma, lr, batch_size, gradient_steps, target_update_interval,
-                                tau)
-        super().__init__(config, seed=seed, gamma=gamma, lr=lr,
-                         exploration_initial_eps=exploration_initial_eps,
-                         exploration_final_eps=exploration_final_eps,
-                         exploration_steps=exploration_steps, torch_generator=True)
-        self.tau = float(tau)
-        self.batch_size, self.learning_starts = int(batch_size), int(learning_starts)
-        self.gradient_steps = int(gradient_steps)
-        self.target_update_interval = int(target_update_interval)
-        self.max_grad_norm = float(max_grad_norm)
-        self.reward_scale = float(reward_scale)
-        self.replay = ReplayBuffer(buffer_size, self.layout.size, self.slate_size)
+    gamma: float = 0.99
+    lr: float = 1e-3
+    batch_size: int = 256
+    buffer_size: int = 50_000
+    learning_starts: int = 1_000
+    gradient_steps: int = 1
+    target_update_interval: int = 1
+    tau: float = 0.01
+    exploration_initial_eps: float = 1.0
+    exploration_final_eps: float = 0.05
+    exploration_steps: int = 50_000
+    max_grad_norm: float = 10.0
+    hidden: Sequence[int] = (64, 64)
+    cross_dim: int = 32
+    reward_scale: float = 1.0
+
+
+class ReplayQLearner(QLearner):
+    """A :class:`QLearner` trained from a replay buffer with online and target networks.
+
+    Subclasses build their online network from ``self.torch_rng`` and ``self.hp`` and hand
+    it to :meth:`_set_networks`, and implement :meth:`_train_step` (one gradient step on a
+    replayed batch, ending with :meth:`_gradient_step`).
+
+    Args:
+        config: the world's config.
+        seed: seed of the learner's own generators.
+        **hparams: fields of :class:`ReplayHParams` (an unknown name raises ``TypeError``
+            naming it).
+    """
+
+    def __init__(self, config: EnvConfig, *, seed: int, **hparams: Any) -> None:
+        hp = self.hp = ReplayHParams(**hparams)
+        check_q_hyperparameters(hp.gamma, hp.lr, hp.batch_size, hp.gradient_steps,
+                                hp.target_update_interval, hp.tau)
+        super().__init__(config, seed=seed, gamma=hp.gamma, lr=hp.lr,
+                         exploration_initial_eps=hp.exploration_initial_eps,
+                         exploration_final_eps=hp.exploration_final_eps,
+                         exploration_steps=hp.exploration_steps, torch_generator=True)
+        self.tau = float(hp.tau)
+        self.batch_size, self.learning_starts = int(hp.batch_size), int(hp.learning_starts)
+        self.gradient_steps = int(hp.gradient_steps)
+        self.target_update_interval = int(hp.target_update_interval)
+        self.max_grad_norm = float(hp.max_grad_norm)
+        self.reward_scale = float(hp.reward_scale)
+        self.replay = ReplayBuffer(hp.buffer_size, self.layout.size, self.slate_size)
 
     def _set_networks(self, q_net: nn.Module) -> None:
         """Use ``q_net`` as the online network: a frozen copy becomes the target, Adam trains

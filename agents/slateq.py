@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -114,47 +113,17 @@ class SlateQ(ReplayQLearner):
         seed: seed of the learner's own numpy and torch generators.
         utility: ``"auto"``, ``"observed"`` or ``"learned"`` (how ``P(i | s, A)`` is estimated).
         max_enumerated_slates: enumerate slates exactly up to this many, else greedy.
-        gamma, lr, batch_size, buffer_size, learning_starts, gradient_steps,
-        target_update_interval, tau, exploration_initial_eps, exploration_final_eps,
-        exploration_steps, max_grad_norm, hidden, cross_dim, reward_scale: as in
-            :class:`agents.dqn.DQN`.
+        **hparams: :class:`agents.qbase.ReplayHParams`, as for :class:`agents.dqn.DQN`.
         click_loss_weight: weight of the click model's negative log-likelihood in the loss
             (``utility="learned"`` only).
     """
 
     kind = "SlateQ"
 
-    def __init__(
-        self,
-        config: EnvConfig,
-        *,
-        seed: int = 0,
-        utility: str = "auto",
-        max_enumerated_slates: int = 5_000,
-        gamma: float = 0.99,
-        lr: float = 1e-3,
-        batch_size: int = 256,
-        buffer_size: int = 50_000,
-        learning_starts: int = 1_000,
-        gradient_steps: int = 1,
-        target_update_interval: int = 1,
-        tau: float = 0.01,
-        exploration_initial_eps: float = 1.0,
-        exploration_final_eps: float = 0.05,
-        exploration_steps: int = 50_000,
-        max_grad_norm: float = 10.0,
-        hidden: Sequence[int] = (64, 64),
-        cross_dim: int = 32,
-        reward_scale: float = 1.0,
-        click_loss_weight: float = 1.0,
-    ) -> None:
-        super().__init__(
-            config, seed=seed, gamma=gamma, lr=lr, batch_size=batch_size,
-            buffer_size=buffer_size, learning_starts=learning_starts,
-            gradient_steps=gradient_steps, target_update_interval=target_update_interval,
-            tau=tau, exploration_initial_eps=exploration_initial_eps,
-            exploration_final_eps=exploration_final_eps, exploration_steps=exploration_steps,
-            max_grad_norm=max_grad_norm, reward_scale=reward_scale)
+    def __init__(self, config: EnvConfig, *, seed: int = 0, utility: str = "auto",
+                 max_enumerated_slates: int = 5_000, click_loss_weight: float = 1.0,
+                 **hparams: Any) -> None:
+        super().__init__(config, seed=seed, **hparams)
         if utility not in UTILITIES:
             raise ValueError(f"utility must be one of {UTILITIES}, got {utility!r}")
         observable = config.observe_interest and config.content_encoder == "topic"
@@ -166,8 +135,9 @@ class SlateQ(ReplayQLearner):
         self.config = config
         self.click_loss_weight = float(click_loss_weight)
         lay = self.layout
-        self._set_networks(_SlateQNet(lay.user_dim, lay.item_dim, tuple(hidden), cross_dim,
-                                      self.utility == "learned", self.torch_rng))
+        self._set_networks(_SlateQNet(lay.user_dim, lay.item_dim, tuple(self.hp.hidden),
+                                      self.hp.cross_dim, self.utility == "learned",
+                                      self.torch_rng))
         # every slate to enumerate (S, k), or None for greedy
         make = itertools.permutations if config.choice_model == "cascade" else \
             itertools.combinations
