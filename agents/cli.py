@@ -38,10 +38,9 @@ from typing import Any  # noqa: E402
 
 import tomllib  # noqa: E402
 
+from agents.experiments.common import EVAL, SeedPlan  # noqa: E402
 from agents.stats import fmt_ci  # noqa: E402
 
-EVAL_SEED = 10_000
-"""First held-out world seed of ``evaluate`` and the demo (``10000 + i``)."""
 TRAIN_CONFIG_NAME = "train_config.json"
 """The resolved training config, written into every run directory by ``train``."""
 
@@ -418,7 +417,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               f"{args.steps} steps x {args.sessions} sessions", file=sys.stderr)
     from tqdm import tqdm
 
-    seeds = [EVAL_SEED + i for i in range(args.seeds)]
+    seeds = [SeedPlan.world(EVAL, i) for i in range(args.seeds)]
     per_seed = evaluate_seeds(learners if len(learners) > 1 else learners[0], env_config,
                               tqdm(seeds, disable=args.quiet or args.json, desc="evaluate"),
                               n_sessions=args.sessions, steps=args.steps,
@@ -474,7 +473,7 @@ def run_demo(*, preset: str = "default", steps: int = 100_000, n_sessions: int =
     keys = ("return", "ctr", "watch_time", "session_length", "cold_start_ctr", "ndcg")
     from tqdm import tqdm
 
-    seeds = [EVAL_SEED + i for i in range(eval_seeds)]
+    seeds = [SeedPlan.world(EVAL, i) for i in range(eval_seeds)]
     for name, policy in tqdm(policies.items(), desc="evaluate", disable=quiet):
         per_seed = evaluate_seeds(policy, cfg, seeds, n_sessions=n_sessions, steps=eval_steps,
                                   warmup_steps=50)

@@ -34,7 +34,7 @@ from agents.metrics import (
     intra_list_diversity,
     ranking_metrics,
 )
-from agents.rollout import Assignment, Rollout, assign, assign_rows
+from agents.rollout import EVAL_STREAM, Assignment, Rollout, assign, assign_rows
 from agents.stats import mean_ci
 from recsim_env.config import EnvConfig
 from recsim_env.content import ContentEncoder
@@ -46,9 +46,6 @@ METRIC_KEYS = ("return", "ctr", "watch_time", "session_length", "return_rate",
                "cold_start_ctr", "cold_start_share", "time_to_first_click", "coverage",
                "diversity", "gini", "provider_gini", "precision", "recall", "ndcg")
 """What :func:`evaluate` measures (besides ``sessions``, ``censored_sessions`` and ``steps``)."""
-
-BUILTIN_STREAM = 2
-"""Key of the built-in behaviour's generator in an evaluation world: ``[seed, 2]``."""
 
 CENSOR_FACTOR, CENSOR_MIN = 4, 1000
 """Counted sessions still running ``max(4 * steps, 1000)`` steps after the window are
@@ -101,7 +98,7 @@ def evaluate(policy: Any, config: EnvConfig, *, seed: int, n_sessions: int = 64,
     world = World(config, n_sessions=n_sessions, encoder=encoder)
     world.reset(seed)
     rollout = Rollout(world, _assignments(policy, config, world.n_sessions),
-                      np.random.default_rng([seed, BUILTIN_STREAM]),
+                      np.random.default_rng([seed, EVAL_STREAM]),
                       max_session_steps=max_session_steps)
     n, k = world.n_sessions, config.slate_size
     slots = np.arange(n)

@@ -38,6 +38,10 @@ __all__ = ["ROLES", "Assignment", "Rollout", "RolloutStep", "assign", "assign_ro
 
 ROLES = ("recommender", "provider", "user")
 
+TRAIN_STREAM, EVAL_STREAM = 1, 2
+"""Keys of the built-in behaviour's generator: ``default_rng([world_seed, key])`` in training
+and in evaluation, so the two never share a stream."""
+
 NO_OVERRIDE = -2
 """``World.step``'s ``choice_override`` value that lets the choice model decide."""
 

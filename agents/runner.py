@@ -45,7 +45,7 @@ from agents import logger as tags
 from agents.callbacks import Callback
 from agents.checkpoint import load_checkpoint, remove_stale_temp, save_checkpoint
 from agents.evaluation import evaluate
-from agents.rollout import ROLES, Rollout, assign
+from agents.rollout import ROLES, TRAIN_STREAM, Rollout, assign
 from recsim_env.config import EnvConfig
 from recsim_env.content import ContentEncoder
 from recsim_env.world import World
@@ -161,7 +161,7 @@ class Runner:
         self.world = World(config, n_sessions=self.n_sessions, encoder=encoder)
         self.world.reset(self.run.seed)
         self.rollout = Rollout(self.world, self.assignments,
-                               np.random.default_rng([self.run.seed, 1]),
+                               np.random.default_rng([self.run.seed, TRAIN_STREAM]),
                                max_session_steps=self.run.max_session_steps,
                                provider_episode_steps=self.run.provider_episode_steps)
         self.steps = 0  # env steps (session-steps)

@@ -390,7 +390,7 @@ def drift_snapshots(spec: Suite, scenario: str = "default", policy: str = "myopi
     drift endogenously, so the picture keeps the ``max_users`` users who spent the most steps
     in sessions."""
     from agents.factory import make_learner
-    from agents.rollout import Rollout, assign_rows
+    from agents.rollout import EVAL_STREAM, Rollout, assign_rows
     from recsim_env.world import World
 
     seed = spec.seeds[0]
@@ -399,7 +399,8 @@ def drift_snapshots(spec: Suite, scenario: str = "default", policy: str = "myopi
     world.reset(SeedPlan.world(EVAL, seed))
     learner = make_learner(policy, cfg, seed=seed)
     rollout = Rollout(world, assign_rows(learner, world.n_sessions),
-                      np.random.default_rng([seed, 2]), max_session_steps=MAX_SESSION_STEPS)
+                      np.random.default_rng([seed, EVAL_STREAM]),
+                      max_session_steps=MAX_SESSION_STEPS)
     times = np.linspace(0, spec.drift_steps, n_times).round().astype(int)
     served = np.zeros(world.n_users, np.int64)
     snaps = []
