@@ -91,8 +91,9 @@ def read_array(value: Any, who: str, space: spaces.Space | str) -> np.ndarray:
         arr = np.asarray(value)
     except (TypeError, ValueError, RuntimeError, OverflowError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise invalid_action(who, value, space,
-                             f"not readable as an array of integers: {reason}") from None
+        why = ("ragged: its rows differ in length" if "inhomogeneous" in reason
+               else f"not readable as an array of integers: {reason}")
+        raise invalid_action(who, value, space, why) from None
     return arr
 
 
@@ -154,13 +155,16 @@ def validate_slates(actions: Any, num_envs: int, space: spaces.Space, cfg: Any) 
     """
     k, c = cfg.slate_size, cfg.n_candidates
     if isinstance(actions, (list, tuple)):
-        at = _first_bool(actions)
-        if at is not None:
-            row = actions[at[0]]
-            raise invalid_action(f"env {at[0]}", row, space,
-                                 "a bool is not an index" if len(at) == 1 else
-                                 f"contains a bool at index {at[1] if len(at) == 2 else at[1:]}"
-                                 "; bools are not indices")
+        # a batch given row by row: check each row as its env's action, then stack
+        rows = []
+        for i, row in enumerate(actions):
+            arr = read_array(row, f"env {i}", space)
+            check_int_dtype(arr, row, f"env {i}", space)
+            if rows and arr.shape != rows[0].shape:
+                raise invalid_action(f"env {i}", row, space,
+                                     f"shape {arr.shape} differs from env 0's {rows[0].shape}")
+            rows.append(arr)
+        actions = np.stack(rows) if rows else np.empty((0, k), np.int64)
     arr = read_array(actions, "the batch of envs", space)
     if arr.ndim == 0 or arr.shape[0] != num_envs:
         raise ValueError(f"invalid actions: expected a batch of {num_envs} actions (one per env, "
