@@ -55,6 +55,9 @@ MAX_STEPS = 10**9
 # divided by the temperature, lengths exponentiated, budgets divided by the session budget).
 MAX_SCALE = 100.0
 MAX_AMOUNT = 1e6
+# Budgets and patience may be huge (sessions that never end), not infinite: 1 - budget /
+# session_budget is observed.
+MAX_BUDGET = 1e12
 # The drift solution divides by (drift_rate - anchor_rate): keep the two apart.
 MIN_RATE_GAP = 1e-6
 
@@ -287,10 +290,10 @@ class EnvConfig:
     ``c % n_topics`` of their initial interest and home (clipped to [-1, 1]). 0 = identical."""
 
     # --- users: sessions and return ---------------------------------------------------------
-    session_budget: Annotated[float, Field(ge=1e-3, le=MAX_AMOUNT)] = 120.0
+    session_budget: Annotated[float, Field(ge=1e-3, le=MAX_BUDGET)] = 120.0
     no_click_penalty: Amount = 0.5
     quality_bonus: Scale = 0.9 / 3.4
-    patience: Annotated[float, Field(gt=0.0, le=MAX_AMOUNT)] | None = 8.0
+    patience: Annotated[float, Field(gt=0.0, le=MAX_BUDGET)] | None = 8.0
     """Session ends when patience runs out (KuaiSim's temper). A step without a click costs 1;
     a click costs ``max(0, 1 - 2 * satisfaction)`` (only disappointing clicks, with negative
     utility, cost anything). ``None`` disables patience."""

@@ -32,7 +32,7 @@ def test_recsim_ie_matches_recsim_constants():
         ("slate_size", 50, "slate_size must be <= n_candidates"),
         ("choice_model", "softmax", "choice_model must be one of"),
         ("drift_rate", 1.5, r"drift_rate must be a finite number in \(0, 1\)"),
-        ("patience", -1.0, r"patience must be None or a finite number in \(0, 1e\+06\]"),
+        ("patience", -1.0, r"patience must be None or a finite number in \(0, 1e\+12\]"),
         ("topic_quality", (1.0, 2.0), "topic_quality must be None or 10"),
         ("n_recommenders", 5000, "n_users must be >= n_recommenders"),
         ("frac_newest", 0.9, "frac_popular must be <= 1 - frac_newest"),
