@@ -126,10 +126,11 @@ def _one_line(cls: type, err: pydantic.ValidationError, kwargs: dict[str, Any]) 
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, ValueError):  # raised by __post_init__ (cross-field checks)
         return cause
-    loc = first["loc"]
-    name = str(loc[0]) if loc else ""
-    if name not in cls.__pydantic_fields__:
-        return ConfigError("config", kwargs, f"built from known fields ({first['msg']})")
+    unknown = sorted(set(kwargs) - set(cls.__pydantic_fields__))
+    if unknown:
+        return ValueError(f"unknown config field(s) {unknown}; known fields: "
+                          f"{sorted(cls.__pydantic_fields__)}")
+    name = str(first["loc"][0])
     return ConfigError(name, kwargs.get(name, first.get("input")), _expected(cls, name))
 
 
@@ -200,7 +201,7 @@ def _fmt_bytes(n: float) -> str:
 
 
 # Every field's type and range: strict types, no NaN or infinity.
-_STRICT = ConfigDict(strict=True, allow_inf_nan=False)
+_STRICT = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
 
 # Field types shared by several fields (ranges are part of the type).
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]

@@ -138,6 +138,9 @@ def test_config_hashable_and_replace_checks_types():
         dataclasses.replace(cfg, observe_interest="yes")
     with pytest.raises(ConfigError, match="n_users must be"):
         EnvConfig(n_users=-1)
+    for build in (lambda: EnvConfig(n_userz=3), lambda: dataclasses.replace(cfg, n_userz=3)):
+        with pytest.raises(ValueError, match=r"unknown config field\(s\) \['n_userz'\]"):
+            build()
 
 
 def test_check_field_alone():
