@@ -7,7 +7,7 @@ Every field has a type, a range and finiteness, declared next to it (pydantic v2
 mode: an int field takes an int and not a bool or ``2.0``, a bool field takes ``True`` or
 ``False`` and not ``"False"``, a float field takes a finite number). Numpy scalars count as
 the Python number they hold. The sizes that drive memory have upper bounds, and their
-combination is checked against :data:`MAX_STATE_BYTES` (:meth:`EnvConfig.state_bytes`).
+combination is checked against :data:`MAX_STATE_BYTES` (:meth:`EnvConfig.memory_estimate`).
 Invalid values fail at construction with a one-line :class:`ConfigError` (a ``ValueError``)
 that names the field, the value and what is allowed.
 """
@@ -42,13 +42,15 @@ RECOMMENDER_REWARDS: tuple[str, ...] = get_args(RecommenderReward)
 CONTENT_ENCODERS: tuple[str, ...] = get_args(ContentEncoderName)
 
 MAX_STATE_BYTES = 8 * 2**30
-"""Upper bound on :meth:`EnvConfig.state_bytes`: larger worlds are refused at construction
-(naming the size that drives the estimate) instead of failing later in an allocation."""
+"""Upper bound on :meth:`EnvConfig.memory_estimate`: larger worlds are refused at
+construction (naming the size that drives the estimate) instead of failing in an allocation."""
 
-# Bounds on counts that cost Python objects per agent (spaces, dict entries every step) or
-# time per topic (the item vocabulary and the content encoder's tables).
+# Bounds on counts that cost Python objects per agent (spaces, dict entries every step),
+# time per topic (the item vocabulary and the content encoder's tables) or a Python loop per
+# slate position.
 MAX_AGENTS = 100_000
 MAX_TOPICS = 10_000
+MAX_CANDIDATES = 10_000
 MAX_STEPS = 10**9
 """Bound on step counts (lifetimes, windows, thresholds) compared with int64 arrays."""
 # Finite scales: bounds under which every world output stays finite in float32 (utilities are
@@ -234,8 +236,8 @@ class EnvConfig:
     n_user_agents: Annotated[int, Field(ge=0, le=MAX_AGENTS)] = 0
 
     # --- slates and candidates ----------------------------------------------------------------
-    n_candidates: Annotated[int, Field(ge=1, le=MAX_TOPICS)] = 10
-    slate_size: Annotated[int, Field(ge=1, le=MAX_TOPICS)] = 3
+    n_candidates: Annotated[int, Field(ge=1, le=MAX_CANDIDATES)] = 10
+    slate_size: Annotated[int, Field(ge=1, le=MAX_CANDIDATES)] = 3
     candidate_source: CandidateSource = "catalog"
     """``catalog``: candidates drawn from the item catalog each step (newest, most clicked,
     uniformly random); ``fresh``: ``n_candidates`` new documents sampled for every session and
