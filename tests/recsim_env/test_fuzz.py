@@ -24,7 +24,7 @@ import annotated_types
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import recsim_env
@@ -244,6 +244,9 @@ def _bad_step(face: str, env, bad, rng: np.random.Generator):
 @settings(max_examples=EXAMPLES or 40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bad=malformed_slates(), seed=st.integers(0, 3), warmup=st.integers(0, 2))
 def test_malformed_actions_raise_and_leave_state_unchanged(face, bad, seed, warmup):
+    if face == "no_repeat":  # no-repeat codes may be whole floats (decode_no_repeat)
+        assume(not (isinstance(bad, np.ndarray) and bad.dtype.kind == "f"
+                    and np.array_equal(bad, np.round(bad)) and bad.shape == (K,)))
     env, twin = _pairs(face)
     for e in (env, twin):
         _reset(face, e, seed)
