@@ -43,17 +43,20 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import AECEnv
 
+from recsim_env.actions import validate_discrete, validate_slate
 from recsim_env.config import EnvConfig
 from recsim_env.items import repeated_mask
 from recsim_env.parallel import (
     ENV_NAME,
+    RENDER_MODES,
     AgentSpaces,
+    check_count,
+    check_render_mode,
     fill_step_outputs,
     metrics_line,
     provider_action_space,
     recommender_action_space,
-    validate_discrete,
-    validate_slate,
+    render_text,
 )
 from recsim_env.world import World
 
@@ -163,24 +166,20 @@ class RecSimAECEnv(AgentSpaces, AECEnv):
     Args:
         config: world configuration (``n_user_agents`` user agents, bound to users 0..n-1).
         max_cycles: world steps per episode; then every agent is truncated.
-        render_mode: ``None`` or ``"ansi"``.
+        render_mode: ``None``, ``"ansi"`` or ``"human"`` (see
+            :func:`recsim_env.parallel.render_text`).
     """
 
-    metadata = {"name": ENV_NAME, "render_modes": ["ansi"], "is_parallelizable": False}
+    metadata = {"name": ENV_NAME, "render_modes": list(RENDER_MODES), "is_parallelizable": False}
 
     def __init__(self, config: EnvConfig, max_cycles: int = 1000,
                  render_mode: str | None = None) -> None:
         super().__init__()
         if not isinstance(config, EnvConfig):
             raise ValueError(f"config must be an EnvConfig, got {type(config).__name__}")
-        if not (isinstance(max_cycles, (int, np.integer)) and not isinstance(max_cycles, bool)
-                and max_cycles >= 1):
-            raise ValueError(f"max_cycles must be an int >= 1, got {max_cycles!r}")
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.max_cycles = check_count("max_cycles", max_cycles)
+        self.render_mode = check_render_mode(render_mode)
         self.config = config
-        self.max_cycles = int(max_cycles)
-        self.render_mode = render_mode
         self.world = World(config)
         self.layout = self.world.layout
         # Without user agents every agent acts every cycle, in a fixed order, so the AEC and
@@ -345,8 +344,8 @@ class RecSimAECEnv(AgentSpaces, AECEnv):
         return self.world.metrics()
 
     def render(self) -> str | None:
-        """Text summary of the run so far (``render_mode="ansi"``)."""
-        return None if self.render_mode is None else metrics_line(self.metrics())
+        """Text summary of the run so far: returned (``ansi``) or printed (``human``)."""
+        return render_text(self.render_mode, metrics_line(self.metrics()))
 
     def close(self) -> None:
         """Nothing to release."""

@@ -8,6 +8,7 @@ ends. Agents are never terminated; every agent is truncated after ``max_cycles``
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,8 +16,13 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from recsim_env.actions import validate_discrete, validate_slate
 from recsim_env.config import EnvConfig
 from recsim_env.world import World
+
+__all__ = ["ENV_NAME", "RENDER_MODES", "RecSimParallelEnv", "check_count", "check_render_mode",
+           "metrics_line", "provider_action_space", "recommender_action_space", "render_text",
+           "validate_discrete", "validate_slate"]
 
 ENV_NAME = "recsim_v0"
 
@@ -31,46 +37,6 @@ def recommender_action_space(cfg: EnvConfig) -> spaces.Space:
 def provider_action_space(cfg: EnvConfig) -> spaces.Discrete:
     """``Discrete(n_topics + 1)``: 0 publishes nothing, ``k`` publishes an item of topic k-1."""
     return spaces.Discrete(cfg.n_topics + 1)
-
-
-def _bad(agent: str, value: Any, space: spaces.Space, why: str) -> ValueError:
-    return ValueError(f"invalid action for agent {agent!r}: {value!r} ({why}); expected an "
-                      f"element of {space}")
-
-
-def validate_slate(agent: str, value: Any, space: spaces.Space, cfg: EnvConfig) -> np.ndarray:
-    """Check one recommender action and return it as a (slate_size,) int64 array.
-
-    Accepts Python or numpy integers (and integer arrays of the space's shape). Rejects bools,
-    floats (including NaN), wrong shapes and out-of-range indices with a ``ValueError`` that
-    names the agent, the value and the space. Nothing is clipped or coerced.
-    """
-    arr = np.asarray(value)
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
-            raise _bad(agent, value, space, "contains NaN")
-        raise _bad(agent, value, space, f"dtype {arr.dtype} is not an integer type")
-    want = () if cfg.slate_size == 1 else (cfg.slate_size,)
-    if arr.shape != want and not (cfg.slate_size == 1 and arr.shape == (1,)):
-        raise _bad(agent, value, space, f"shape {arr.shape}, expected {want}")
-    if arr.min() < 0 or arr.max() >= cfg.n_candidates:
-        raise _bad(agent, value, space, f"indices must be in [0, {cfg.n_candidates})")
-    return arr.reshape(cfg.slate_size).astype(np.int64, copy=False)
-
-
-def validate_discrete(agent: str, value: Any, space: spaces.Discrete) -> int:
-    """Check a ``Discrete`` action (an integer scalar in range) and return it as an int."""
-    arr = np.asarray(value)
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
-            raise _bad(agent, value, space, "contains NaN")
-        raise _bad(agent, value, space, f"dtype {arr.dtype} is not an integer type")
-    if arr.shape not in ((), (1,)):
-        raise _bad(agent, value, space, f"shape {arr.shape}, expected a scalar")
-    v = int(arr.reshape(()))
-    if not space.start <= v < space.start + space.n:
-        raise _bad(agent, value, space, f"must be in [{space.start}, {space.start + space.n})")
-    return v
 
 
 def fill_step_outputs(res, recommenders: list[str], providers: list[str],
@@ -107,6 +73,37 @@ def metrics_line(m: dict[str, float], prefix: str = "") -> str:
             f"catalog={int(m['catalog_size'])}")
 
 
+RENDER_MODES = ["human", "ansi"]
+"""``ansi`` returns the text summary; ``human`` writes it to stdout (PettingZoo's convention
+for text envs; ``render_test`` builds every env with ``render_mode="human"`` first)."""
+
+
+def check_render_mode(render_mode: str | None) -> str | None:
+    """``render_mode`` if it is None or one of :data:`RENDER_MODES`, else ``ValueError``."""
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(f"render_mode must be None or one of {RENDER_MODES}, got "
+                         f"{render_mode!r}")
+    return render_mode
+
+
+def render_text(render_mode: str | None, text: str) -> str | None:
+    """The ``render()`` of every face: ``text`` for ``ansi``, printed for ``human``."""
+    if render_mode == "ansi":
+        return text
+    if render_mode == "human":
+        # the user asked for a display: the one place library code writes to stdout
+        sys.stdout.write(text + "\n")
+    return None
+
+
+def check_count(name: str, value: Any) -> int:
+    """``value`` as an int if it is an int >= 1 (numpy ints too, bools not)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
 class AgentSpaces:
     """Per-agent space lookup shared by the env faces: subclasses fill ``_obs_spaces`` and
     ``_act_spaces`` (agent id -> space) in ``__init__``, so each call returns the same object."""
@@ -135,33 +132,35 @@ class RecSimParallelEnv(AgentSpaces, ParallelEnv):
     Args:
         config: world configuration.
         max_cycles: steps per episode (all agents are truncated after it).
-        render_mode: ``None`` or ``"ansi"`` (a one-line text summary).
+        render_mode: ``None``, ``"ansi"`` (a one-line text summary) or ``"human"`` (the same
+            line printed).
     """
 
-    metadata = {"name": ENV_NAME, "render_modes": ["ansi"], "is_parallelizable": True}
+    metadata = {"name": ENV_NAME, "render_modes": list(RENDER_MODES), "is_parallelizable": True}
 
     def __init__(self, config: EnvConfig, max_cycles: int = 1000,
                  render_mode: str | None = None) -> None:
         if not isinstance(config, EnvConfig):
             raise ValueError(f"config must be an EnvConfig, got {type(config).__name__}")
-        if not (isinstance(max_cycles, (int, np.integer)) and max_cycles >= 1):
-            raise ValueError(f"max_cycles must be an int >= 1, got {max_cycles!r}")
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.max_cycles = check_count("max_cycles", max_cycles)
+        self.render_mode = check_render_mode(render_mode)
         self.config = config
-        self.max_cycles = int(max_cycles)
-        self.render_mode = render_mode
         self.world = World(config)
         self.layout = self.world.layout
         self.recommenders = [f"recommender_{i}" for i in range(config.n_recommenders)]
         self.providers = [f"provider_{j}" for j in range(config.n_providers)]
         self.possible_agents = self.recommenders + self.providers
         self.agents: list[str] = []
-        rec_obs = spaces.Box(-np.inf, np.inf, (self.layout.size,), np.float32)
-        prov_obs = spaces.Box(-np.inf, np.inf, (self.world.provider_obs_dim,), np.float32)
-        rec_act, prov_act = recommender_action_space(config), provider_action_space(config)
-        self._obs_spaces = {a: rec_obs for a in self.recommenders} | {a: prov_obs for a in self.providers}
-        self._act_spaces = {a: rec_act for a in self.recommenders} | {a: prov_act for a in self.providers}
+        # One space object per agent: seeding one agent's space leaves the others alone.
+        size, pdim = self.layout.size, self.world.provider_obs_dim
+        self._obs_spaces: dict[str, spaces.Space] = {}
+        self._act_spaces: dict[str, spaces.Space] = {}
+        for a in self.recommenders:
+            self._obs_spaces[a] = spaces.Box(-np.inf, np.inf, (size,), np.float32)
+            self._act_spaces[a] = recommender_action_space(config)
+        for a in self.providers:
+            self._obs_spaces[a] = spaces.Box(-np.inf, np.inf, (pdim,), np.float32)
+            self._act_spaces[a] = provider_action_space(config)
         self._seeder = np.random.default_rng()
         self._cycles = 0
 
@@ -231,8 +230,8 @@ class RecSimParallelEnv(AgentSpaces, ParallelEnv):
         return self.world.metrics()
 
     def render(self) -> str | None:
-        """Text summary of the run so far (``render_mode="ansi"``)."""
-        return None if self.render_mode is None else metrics_line(self.metrics())
+        """Text summary of the run so far: returned (``ansi``) or printed (``human``)."""
+        return render_text(self.render_mode, metrics_line(self.metrics()))
 
     def close(self) -> None:
         """Nothing to release."""

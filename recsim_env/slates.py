@@ -29,6 +29,8 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
+from recsim_env.actions import read_array
+
 __all__ = ["NoRepeatSlates", "NoRepeatSlatesVec", "decode_no_repeat", "encode_no_repeat",
            "no_repeat_space"]
 
@@ -54,7 +56,8 @@ def decode_no_repeat(codes: np.ndarray, n_candidates: int) -> np.ndarray:
     has exactly one code (:func:`encode_no_repeat`), so a policy over codes can never waste a
     position on a repeat, as independent per-position heads over ``MultiDiscrete([c] * k)`` do.
     """
-    raw = np.asarray(codes)
+    raw = read_array(codes, "no-repeat codes",
+                     f"whole numbers of shape (n, k), column j in [0, {n_candidates} - j)")
     if raw.ndim != 2 or not (np.issubdtype(raw.dtype, np.integer)
                              or (np.issubdtype(raw.dtype, np.floating)
                                  and np.all(raw == np.round(raw)))):
@@ -102,7 +105,7 @@ class NoRepeatSlates(gymnasium.ActionWrapper):
         self._c = int(self.action_space.nvec[0])
 
     def action(self, action: Any) -> np.ndarray:
-        code = np.asarray(action)
+        code = read_array(action, "the no-repeat slate wrapper", self.action_space)
         if code.shape != self.action_space.shape:
             raise ValueError(f"no-repeat code {action!r} has shape {code.shape}; expected an "
                              f"element of {self.action_space}")
@@ -120,7 +123,7 @@ class NoRepeatSlatesVec(VecEnvWrapper):
         self._c = int(space.nvec[0])
 
     def step_async(self, actions: np.ndarray) -> None:
-        codes = np.asarray(actions)
+        codes = read_array(actions, "the no-repeat slate VecEnv wrapper", self.action_space)
         if codes.shape != (self.num_envs,) + self.action_space.shape:
             raise ValueError(f"no-repeat codes have shape {codes.shape}; expected "
                              f"({self.num_envs}, {self.action_space.shape[0]}): one element "

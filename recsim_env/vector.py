@@ -39,59 +39,13 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from recsim_env import resolve_config
+from recsim_env.actions import validate_slates
 from recsim_env.config import EnvConfig
-from recsim_env.parallel import recommender_action_space
+from recsim_env.parallel import check_count, recommender_action_space
 from recsim_env.views import builtin_publish
 from recsim_env.world import World
 
 _NOT_DONE_INFO: Mapping[str, Any] = MappingProxyType({"TimeLimit.truncated": False})
-
-
-def _bad_env(i: int, value: Any, space: spaces.Space, why: str) -> ValueError:
-    # Same wording as recsim_env.parallel's errors, with the env index for the agent; a
-    # scalar row is shown as the Python number a user would pass to the parallel env.
-    if isinstance(value, np.ndarray) and value.ndim == 0 or isinstance(value, np.generic):
-        value = value.item()
-    return ValueError(f"invalid action for env {i}: {value!r} ({why}); expected an element of "
-                      f"{space}")
-
-
-def validate_slates(actions: Any, num_envs: int, space: spaces.Space,
-                    config: EnvConfig) -> np.ndarray:
-    """Check a batch of recommender actions and return it as (num_envs, slate_size) int64.
-
-    Accepts ``(num_envs, slate_size)`` integer arrays, and ``(num_envs,)`` (or
-    ``(num_envs, 1)``) for slates of one. Rejects bools, floats (naming the first env with a
-    NaN), wrong shapes and out-of-range indices (naming the first bad env), before anything
-    is stepped.
-
-    Raises:
-        ValueError: as ``recsim_env.parallel.validate_slate``, with ``env i`` for the agent.
-    """
-    arr = np.asarray(actions)
-    k, c = config.slate_size, config.n_candidates
-    if arr.ndim == 0 or arr.shape[0] != num_envs:
-        raise ValueError(f"invalid actions: expected a batch of {num_envs} actions (one per env, "
-                         f"shape ({num_envs}, {k})), got shape {arr.shape}; each an element "
-                         f"of {space}")
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        i = 0
-        if np.issubdtype(arr.dtype, np.floating):
-            nan = np.isnan(arr.reshape(num_envs, -1)).any(axis=1)
-            if nan.any():
-                i = int(np.argmax(nan))
-                raise _bad_env(i, arr[i], space, "contains NaN")
-        raise _bad_env(i, arr[i], space, f"dtype {arr.dtype} is not an integer type")
-    want = () if k == 1 else (k,)
-    row = arr.shape[1:]
-    if row != want and not (k == 1 and row == (1,)):
-        raise _bad_env(0, arr[0], space, f"shape {row}, expected {want}")
-    flat = arr.reshape(num_envs, k)
-    bad = (flat < 0) | (flat >= c)
-    if bad.any():
-        i = int(np.argmax(bad.any(axis=1)))
-        raise _bad_env(i, arr[i], space, f"indices must be in [0, {c})")
-    return flat.astype(np.int64, copy=False)
 
 
 class RecommenderVecEnv(VecEnv):
@@ -110,19 +64,16 @@ class RecommenderVecEnv(VecEnv):
     def __init__(self, num_envs: int, config: EnvConfig | None = None, *,
                  preset: str | None = None, max_session_steps: int = 500,
                  **overrides: Any) -> None:
-        if not (isinstance(num_envs, (int, np.integer)) and not isinstance(num_envs, bool)
-                and num_envs >= 1):
-            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-        if not (isinstance(max_session_steps, (int, np.integer))
-                and not isinstance(max_session_steps, bool) and max_session_steps >= 1):
-            raise ValueError(f"max_session_steps must be an int >= 1, got {max_session_steps!r}")
+        num_envs = check_count("num_envs", num_envs)
+        self.max_session_steps = check_count("max_session_steps", max_session_steps)
         self.config = resolve_config(config, preset=preset, **overrides)
-        self.max_session_steps = int(max_session_steps)
+        # the population is scaled to cohort_size users per env: check that it fits
+        self.config.check_memory(n_sessions=num_envs, name="num_envs")
         self.render_mode = None
-        self.world = World(self.config, n_sessions=int(num_envs))
+        self.world = World(self.config, n_sessions=num_envs)
         self.layout = self.world.layout
         obs_space = spaces.Box(-np.inf, np.inf, (self.layout.size,), np.float32)
-        super().__init__(int(num_envs), obs_space, recommender_action_space(self.config))
+        super().__init__(num_envs, obs_space, recommender_action_space(self.config))
         self._seeder = np.random.default_rng()
         self._rng = np.random.default_rng()
         self._started = False

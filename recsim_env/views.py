@@ -47,6 +47,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from recsim_env.actions import validate_discrete, validate_slate
 from recsim_env.aec import (
     sessions_of_users,
     user_action_mask,
@@ -58,11 +59,13 @@ from recsim_env.aec import (
 from recsim_env.config import EnvConfig
 from recsim_env.items import random_slates
 from recsim_env.parallel import (
+    RENDER_MODES,
+    check_count,
+    check_render_mode,
     metrics_line,
     provider_action_space,
     recommender_action_space,
-    validate_discrete,
-    validate_slate,
+    render_text,
 )
 from recsim_env.world import World
 
@@ -205,28 +208,22 @@ class SingleAgentView(gymnasium.Env):
         others: agent id -> policy for agents not driven by built-in behaviour.
         max_session_steps: session time limit (recommender and user views).
         max_episode_steps: episode length of the provider view.
-        render_mode: ``None`` or ``"ansi"``.
+        render_mode: ``None``, ``"ansi"`` or ``"human"``.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
     def __init__(self, agent: str, config: EnvConfig, others: Mapping[str, Policy] | None = None,
                  max_session_steps: int = 500, max_episode_steps: int = 1000,
                  render_mode: str | None = None) -> None:
         if not isinstance(config, EnvConfig):
             raise ValueError(f"config must be an EnvConfig, got {type(config).__name__}")
-        for name, v in (("max_session_steps", max_session_steps),
-                        ("max_episode_steps", max_episode_steps)):
-            if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1):
-                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.max_session_steps = check_count("max_session_steps", max_session_steps)
+        self.max_episode_steps = check_count("max_episode_steps", max_episode_steps)
+        self.render_mode = check_render_mode(render_mode)
         self.role, self.index = parse_agent(agent, config)
         self.agent = agent
         self.config = config
-        self.max_session_steps = int(max_session_steps)
-        self.max_episode_steps = int(max_episode_steps)
-        self.render_mode = render_mode
         self.world = World(config)
         self.layout = self.world.layout
         self.others = OtherAgents(config, agent, others)
@@ -269,11 +266,12 @@ class SingleAgentView(gymnasium.Env):
         return self.world.metrics()
 
     def render(self) -> str | None:
-        """Text summary (``render_mode="ansi"``)."""
+        """Text summary: returned (``ansi``) or printed (``human``)."""
         if self.render_mode is None:
             return None
-        return (metrics_line(self.metrics(), prefix=f"{self.agent} ")
-                + f" episode_steps={self._ep_len} episode_return={self._ep_ret:.2f}")
+        return render_text(self.render_mode,
+                           metrics_line(self.metrics(), prefix=f"{self.agent} ")
+                           + f" episode_steps={self._ep_len} episode_return={self._ep_ret:.2f}")
 
     def close(self) -> None:
         """Nothing to release."""
@@ -399,7 +397,7 @@ class UserView(SingleAgentView):
             raise ValueError(f"UserView exposes a user agent, got {agent!r}")
         self.observation_space = user_observation_space(self.config, self.layout.item_dim)
         self.action_space = user_action_space(self.config)
-        self.max_wait_steps = int(max_wait_steps)
+        self.max_wait_steps = check_count("max_wait_steps", max_wait_steps)
         self._slot = -1
         self._slates: np.ndarray | None = None
 

@@ -13,7 +13,7 @@ from pettingzoo.test import api_test, max_cycles_test, performance_benchmark, se
 import recsim_env
 from recsim_env.aec import user_choice
 from recsim_env.items import repeated_mask
-from tests.recsim_env.helpers import random_slates
+from tests.recsim_env.helpers import random_slates, warnings_as_errors
 
 # Cohorts of two users per recommender: user agents 0..3 are in session about half the time.
 SMALL = dict(n_users=8, n_recommenders=4, n_providers=2, n_user_agents=4, n_items_initial=60,
@@ -33,27 +33,27 @@ def random_action(env, agent, rng):
     return int(rng.integers(env.action_space(agent).n))
 
 
-@pytest.mark.filterwarnings("ignore")
 def test_aec_api_test_with_user_agents_and_providers():
     env = make_small(max_cycles=300)
-    api_test(env, num_cycles=300)
+    with warnings_as_errors():
+        api_test(env, num_cycles=300)
 
 
-@pytest.mark.filterwarnings("ignore")
 def test_aec_api_test_recsim_ie_user_agent():
-    api_test(recsim_env.env(preset="recsim_ie", n_user_agents=1, max_cycles=200), num_cycles=200)
+    with warnings_as_errors():
+        api_test(recsim_env.env(preset="recsim_ie", n_user_agents=1, max_cycles=200),
+                 num_cycles=200)
 
 
-@pytest.mark.filterwarnings("ignore")
 def test_aec_seed_test():
-    seed_test(lambda: make_small(max_cycles=100), num_cycles=100)
+    with warnings_as_errors():
+        seed_test(lambda: make_small(max_cycles=100), num_cycles=100)
 
 
 def test_module_passes_max_cycles_test():
     max_cycles_test(recsim_env)
 
 
-@pytest.mark.filterwarnings("ignore")
 def test_max_cycles_counts_with_user_agents():
     env = make_small(max_cycles=5)
     env.reset(seed=0)

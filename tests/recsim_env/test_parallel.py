@@ -4,7 +4,7 @@ from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 from pettingzoo.utils import parallel_to_aec
 
 import recsim_env
-from tests.recsim_env.helpers import random_actions
+from tests.recsim_env.helpers import assert_same, random_actions, warnings_as_errors
 
 SMALL = dict(n_users=60, n_recommenders=3, n_providers=2, n_items_initial=60, n_items_max=200)
 
@@ -13,19 +13,19 @@ def make_small(**kw):
     return recsim_env.parallel_env(**{**SMALL, **kw})
 
 
-@pytest.mark.filterwarnings("ignore")
 def test_parallel_api():
-    parallel_api_test(make_small(), num_cycles=200)
+    with warnings_as_errors():
+        parallel_api_test(make_small(), num_cycles=200)
 
 
-@pytest.mark.filterwarnings("ignore")
 def test_aec_api_through_conversion():
-    api_test(parallel_to_aec(make_small()), num_cycles=100)
+    with warnings_as_errors():
+        api_test(parallel_to_aec(make_small()), num_cycles=100)
 
 
-@pytest.mark.filterwarnings("ignore")
 def test_parallel_seed_test():
-    parallel_seed_test(lambda: make_small(), num_cycles=100)
+    with warnings_as_errors():
+        parallel_seed_test(lambda: make_small(), num_cycles=100)
 
 
 def run_episode(env, seed, n_steps):
@@ -38,21 +38,6 @@ def run_episode(env, seed, n_steps):
         if not env.agents:
             break
     return trace
-
-
-def assert_same(a, b):
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            assert_same(a[k], b[k])
-    elif isinstance(a, (tuple, list)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            assert_same(x, y)
-    elif isinstance(a, np.ndarray):
-        np.testing.assert_array_equal(a, b)
-    else:
-        np.testing.assert_equal(a, b)  # nan == nan here
 
 
 @pytest.mark.parametrize("preset", ["default", "recsim_ie", "cold_start"])

@@ -11,10 +11,16 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3 import PPO
 
 from recsim_env import make_config
-from recsim_env.slates import (NoRepeatSlates, NoRepeatSlatesVec, decode_no_repeat,
-                               encode_no_repeat, no_repeat_space)
+from recsim_env.slates import (
+    NoRepeatSlates,
+    NoRepeatSlatesVec,
+    decode_no_repeat,
+    encode_no_repeat,
+    no_repeat_space,
+)
 from recsim_env.vector import RecommenderVecEnv
 from recsim_env.views import RecommenderView
+from tests.recsim_env.helpers import warnings_as_errors
 
 SMALL = dict(n_users=40, n_recommenders=4, n_items_initial=60, n_items_max=200)
 
@@ -53,7 +59,8 @@ def test_bad_codes_are_rejected():
 def test_view_wrapper_passes_check_env_and_shows_distinct_items():
     env = NoRepeatSlates(RecommenderView(config=make_config("default", **SMALL)))
     assert env.action_space.nvec.tolist() == [10, 9, 8]
-    check_env(env, skip_render_check=True)
+    with warnings_as_errors():
+        check_env(env, skip_render_check=True)
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.array([9, 8, 7]))  # the last three candidates
     assert info["impressions"] == 3

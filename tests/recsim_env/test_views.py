@@ -12,23 +12,23 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import recsim_env
 from recsim_env.views import ProviderView, RecommenderView, UserView, random_slates
+from tests.recsim_env.helpers import warnings_as_errors
 
 IDS = ["recsim_env/Recommender-v0", "recsim_env/Provider-v0", "recsim_env/User-v0"]
 SMALL = dict(n_users=8, n_recommenders=2, n_items_initial=60, n_items_max=200)
 
 
 # ---------------------------------------------------------------------------- checkers
-@pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("env_id", IDS)
 def test_registered_ids_pass_gymnasium_and_sb3_checkers(env_id):
     env = gymnasium.make(env_id)
-    gym_check_env(env.unwrapped)
-    sb3_check_env(env.unwrapped)
+    with warnings_as_errors():
+        gym_check_env(env.unwrapped)
+        sb3_check_env(env.unwrapped)
     obs, info = env.reset(seed=0)
     assert obs in env.observation_space
 
 
-@pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("kw", [
     dict(preset="recsim_ie"),
     dict(preset="default", slate_size=1, **SMALL),
@@ -38,8 +38,9 @@ def test_registered_ids_pass_gymnasium_and_sb3_checkers(env_id):
 ])
 def test_views_pass_gymnasium_and_sb3_checkers(kw):
     env = recsim_env.single_agent_env(**kw)
-    gym_check_env(env)
-    sb3_check_env(env)
+    with warnings_as_errors():
+        gym_check_env(env)
+        sb3_check_env(env)
 
 
 def test_registered_ids_expose_each_role():
