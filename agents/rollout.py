@@ -274,7 +274,7 @@ class Rollout:
             learn_next = next_obs.copy()
             learn_next[terminated] = res.terminal_obs
         if self.max_session_steps is not None:
-            truncated = ~terminated & (world.sessions.steps >= self.max_session_steps)
+            truncated = world.time_limited(self.max_session_steps, ~terminated)
             if truncated.any():
                 # the truncated session's last observation is its final one; then the slot
                 # starts a new session, observed afresh

@@ -136,8 +136,7 @@ class RecommenderVecEnv(VecEnv):
         self._ep_ret += reward
         self._ep_len += 1
         ended = res.session_ended
-        trunc = self._ep_len >= self.max_session_steps
-        trunc &= ~ended
+        trunc = world.time_limited(self.max_session_steps, ~ended)
         obs = world.recommender_obs()
         # envs that are not done share one read-only info; done envs get their own dicts
         infos: list[Mapping[str, Any]] = [_NOT_DONE_INFO] * n

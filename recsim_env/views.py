@@ -322,7 +322,7 @@ class RecommenderView(SingleAgentView):
             obs = res.terminal_obs[int(np.count_nonzero(res.session_ended[:i]))].copy()
         else:
             obs = world.recommender_obs(self._row)[0]
-            truncated = self._ep_len + 1 >= self.max_session_steps
+            truncated = bool(world.time_limited(self.max_session_steps, self._slot_mask(i))[i])
             if truncated:
                 world.restart_sessions(self._slot_mask(i))
         info = {
@@ -457,7 +457,8 @@ class UserView(SingleAgentView):
         res = world.step(slates, publish, override)
         reward = float(res.user_utility[slot])
         terminated = bool(res.session_ended[slot])
-        truncated = not terminated and self._ep_len + 1 >= self.max_session_steps
+        truncated = not terminated and bool(
+            world.time_limited(self.max_session_steps, self._slot_mask(slot))[slot])
         if truncated:
             world.restart_sessions(self._slot_mask(slot))
         self._slot = -1 if terminated or truncated else slot

@@ -360,6 +360,25 @@ class World:
         S.clicks[slots] = 0
         S.satisfaction[slots] = 0.0
 
+    def time_limited(self, max_steps: int | None, eligible: np.ndarray | None = None
+                     ) -> np.ndarray:
+        """(n_sessions,) bool: the sessions that reached the time limit, ``max_steps`` steps.
+
+        Time-limit truncation is decided here, once, for every face and loop (views, the
+        VecEnv, the rollout loop of training and evaluation). Call it after :meth:`step` with
+        ``eligible`` = the slots whose session did not end in that step (and, for a view, only
+        its own slot); read what the truncated sessions need (their last observation, return
+        and length), then end them with :meth:`restart_sessions`.
+
+        Args:
+            max_steps: the limit (``None``: no limit, nothing is truncated).
+            eligible: (n_sessions,) bool slots that may be truncated (default all).
+        """
+        if max_steps is None:
+            return np.zeros(self.n_sessions, bool)
+        limited = self.sessions.steps >= max_steps
+        return limited & eligible if eligible is not None else limited
+
     def restart_sessions(self, mask: np.ndarray) -> None:
         """End the sessions in ``mask`` (the users leave and are counted in the session
         metrics) and start new ones in those slots. The candidates stay as they are.
