@@ -50,12 +50,11 @@ from recsim_env.parallel import (
     ENV_NAME,
     RENDER_MODES,
     AgentSpaces,
+    agent_spaces,
     check_count,
     check_render_mode,
     fill_step_outputs,
     metrics_line,
-    provider_action_space,
-    recommender_action_space,
     render_text,
 )
 from recsim_env.world import World
@@ -192,16 +191,8 @@ class RecSimAECEnv(AgentSpaces, AECEnv):
         self._role = {a: (_PROVIDER, j) for j, a in enumerate(self.providers)}
         self._role |= {a: (_RECOMMENDER, i) for i, a in enumerate(self.recommenders)}
         self._role |= {a: (_USER, k) for k, a in enumerate(self.user_agents)}
-        # One space object per agent: seeding one agent's space leaves the others alone.
-        size, pdim = self.layout.size, self.world.provider_obs_dim
-        self._obs_spaces: dict[str, spaces.Space] = {}
-        self._act_spaces: dict[str, spaces.Space] = {}
-        for a in self.providers:
-            self._obs_spaces[a] = spaces.Box(-np.inf, np.inf, (pdim,), np.float32)
-            self._act_spaces[a] = provider_action_space(config)
-        for a in self.recommenders:
-            self._obs_spaces[a] = spaces.Box(-np.inf, np.inf, (size,), np.float32)
-            self._act_spaces[a] = recommender_action_space(config)
+        self._obs_spaces, self._act_spaces = agent_spaces(
+            config, self.world, self.recommenders, self.providers)
         for a in self.user_agents:
             self._obs_spaces[a] = user_observation_space(config, self.layout.item_dim)
             self._act_spaces[a] = user_action_space(config)

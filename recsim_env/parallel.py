@@ -39,6 +39,19 @@ def provider_action_space(cfg: EnvConfig) -> spaces.Discrete:
     return spaces.Discrete(cfg.n_topics + 1)
 
 
+def recommender_info(res: Any, i: int) -> dict[str, Any]:
+    """The per-step info of recommender slot ``i`` from a ``World.step`` result (every face
+    reports the same keys)."""
+    return {
+        "clicks": int(res.choice[i] >= 0),
+        "watch_time": float(res.watch_time[i]),
+        "impressions": int(res.impressions[i]),
+        "cold_impressions": int(res.cold_impressions[i]),
+        "cold_clicks": int(res.cold_clicks[i]),
+        "user": int(res.session_user[i]),
+    }
+
+
 def fill_step_outputs(res, recommenders: list[str], providers: list[str],
                       rewards: dict[str, float], infos: dict[str, dict]) -> None:
     """Write recommenders' and providers' rewards and infos of a world step into the dicts.
@@ -49,14 +62,7 @@ def fill_step_outputs(res, recommenders: list[str], providers: list[str],
     """
     for i, a in enumerate(recommenders):
         rewards[a] = float(res.reward[i])
-        info = {
-            "clicks": int(res.choice[i] >= 0),
-            "watch_time": float(res.watch_time[i]),
-            "impressions": int(res.impressions[i]),
-            "cold_impressions": int(res.cold_impressions[i]),
-            "cold_clicks": int(res.cold_clicks[i]),
-            "user": int(res.session_user[i]),
-        }
+        info = recommender_info(res, i)
         if res.session_ended[i]:
             info["session"] = {"length": int(res.session_length[i]),
                                "return": float(res.session_return[i])}
@@ -126,6 +132,21 @@ class AgentSpaces:
         return table[agent]
 
 
+def agent_spaces(config: EnvConfig, world: Any, recommenders: list[str], providers: list[str]
+                 ) -> tuple[dict[str, spaces.Space], dict[str, spaces.Space]]:
+    """Observation and action spaces of the recommender and provider agents: one space object
+    per agent, so seeding one agent's space leaves the others alone."""
+    obs: dict[str, spaces.Space] = {}
+    act: dict[str, spaces.Space] = {}
+    for a in recommenders:
+        obs[a] = spaces.Box(-np.inf, np.inf, (world.layout.size,), np.float32)
+        act[a] = recommender_action_space(config)
+    for a in providers:
+        obs[a] = spaces.Box(-np.inf, np.inf, (world.provider_obs_dim,), np.float32)
+        act[a] = provider_action_space(config)
+    return obs, act
+
+
 class RecSimParallelEnv(AgentSpaces, ParallelEnv):
     """Recommenders and providers acting simultaneously in one batched world.
 
@@ -151,16 +172,8 @@ class RecSimParallelEnv(AgentSpaces, ParallelEnv):
         self.providers = [f"provider_{j}" for j in range(config.n_providers)]
         self.possible_agents = self.recommenders + self.providers
         self.agents: list[str] = []
-        # One space object per agent: seeding one agent's space leaves the others alone.
-        size, pdim = self.layout.size, self.world.provider_obs_dim
-        self._obs_spaces: dict[str, spaces.Space] = {}
-        self._act_spaces: dict[str, spaces.Space] = {}
-        for a in self.recommenders:
-            self._obs_spaces[a] = spaces.Box(-np.inf, np.inf, (size,), np.float32)
-            self._act_spaces[a] = recommender_action_space(config)
-        for a in self.providers:
-            self._obs_spaces[a] = spaces.Box(-np.inf, np.inf, (pdim,), np.float32)
-            self._act_spaces[a] = provider_action_space(config)
+        self._obs_spaces, self._act_spaces = agent_spaces(
+            config, self.world, self.recommenders, self.providers)
         self._seeder = np.random.default_rng()
         self._cycles = 0
 

@@ -65,6 +65,7 @@ from recsim_env.parallel import (
     metrics_line,
     provider_action_space,
     recommender_action_space,
+    recommender_info,
     render_text,
 )
 from recsim_env.world import World
@@ -325,14 +326,7 @@ class RecommenderView(SingleAgentView):
             truncated = bool(world.time_limited(self.max_session_steps, self._slot_mask(i))[i])
             if truncated:
                 world.restart_sessions(self._slot_mask(i))
-        info = {
-            "clicks": int(res.choice[i] >= 0),
-            "watch_time": float(res.watch_time[i]),
-            "impressions": int(res.impressions[i]),
-            "cold_impressions": int(res.cold_impressions[i]),
-            "cold_clicks": int(res.cold_clicks[i]),
-            "user": int(res.session_user[i]),
-        }
+        info = recommender_info(res, i)
         self._finish(reward, terminated, truncated, info)
         return obs, reward, terminated, truncated, info
 
