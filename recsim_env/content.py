@@ -428,16 +428,7 @@ class _FeaturesFirst:
     def describe(
         self, topic_mix: np.ndarray, quality: np.ndarray, rng: np.random.Generator
     ) -> ItemDescriptions:
-        """Generate descriptions (for display only: the features do not use them).
-
-        Args:
-            topic_mix: (n, n_topics) float, rows sum to 1.
-            quality: (n,) float.
-            rng: random stream.
-
-        Returns:
-            The descriptions as token ids.
-        """
+        """:meth:`ItemVocabulary.describe` (for display only: the features do not use them)."""
         return make_item_vocabulary(self.n_topics).describe(topic_mix, quality, rng)
 
     def describe_and_encode(
@@ -547,16 +538,7 @@ class _TextEncoder:
     def describe(
         self, topic_mix: np.ndarray, quality: np.ndarray, rng: np.random.Generator
     ) -> ItemDescriptions:
-        """Generate descriptions.
-
-        Args:
-            topic_mix: (n, n_topics) float, rows sum to 1.
-            quality: (n,) float.
-            rng: random stream.
-
-        Returns:
-            The descriptions as token ids.
-        """
+        """:meth:`ItemVocabulary.describe`: the descriptions the features are computed from."""
         return self.vocabulary.describe(topic_mix, quality, rng)
 
     def describe_and_encode(
