@@ -47,8 +47,9 @@ class LinearQ(QLearner):
         seed: seed of the learner's own generators.
         gamma: discount.
         lr: normalised step size in (0, 1].
-        exploration_initial_eps, exploration_final_eps, exploration_steps: linear epsilon
-            schedule over transitions (rows).
+        **exploration: ``exploration_initial_eps`` (1.0), ``exploration_final_eps`` (0.05),
+            ``exploration_steps`` (20,000): the linear epsilon schedule of
+            :class:`agents.qbase.QLearner`.
     """
 
     kind = "LinearQ"
@@ -60,17 +61,13 @@ class LinearQ(QLearner):
         seed: int = 0,
         gamma: float = 0.95,
         lr: float = 0.05,
-        exploration_initial_eps: float = 1.0,
-        exploration_final_eps: float = 0.05,
-        exploration_steps: int = 20_000,
+        **exploration: Any,
     ) -> None:
         check_gamma_lr(gamma, lr)
         # W starts at zero (no randomness); the torch generator is kept for the common state
         # format
         super().__init__(config, seed=seed, gamma=gamma, lr=lr,
-                         exploration_initial_eps=exploration_initial_eps,
-                         exploration_final_eps=exploration_final_eps,
-                         exploration_steps=exploration_steps, torch_generator=True)
+                         torch_generator=True, **exploration)
         self.weight = torch.zeros(self.layout.user_dim + 1, self.layout.item_dim + 1,
                                   dtype=torch.float64)
 

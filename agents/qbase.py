@@ -120,8 +120,8 @@ class QLearner:
     random_tie_break: ClassVar[bool] = False
 
     def __init__(self, config: EnvConfig, *, seed: int, gamma: float, lr: float,
-                 exploration_initial_eps: float, exploration_final_eps: float,
-                 exploration_steps: int, torch_generator: bool = False) -> None:
+                 exploration_initial_eps: float = 1.0, exploration_final_eps: float = 0.05,
+                 exploration_steps: int = 20_000, torch_generator: bool = False) -> None:
         self.layout = obs_layout(config)
         self.slate_size = config.slate_size
         self.n_candidates = config.n_candidates

@@ -111,8 +111,9 @@ class TabularQ(QLearner):
         lr: step size of the Q update.
         n_progress_bins: session-progress bins of the state.
         q_init: initial value of every table entry.
-        exploration_initial_eps, exploration_final_eps, exploration_steps: epsilon moves
-            linearly from the initial to the final value over this many transitions (rows).
+        **exploration: ``exploration_initial_eps`` (1.0), ``exploration_final_eps`` (0.05),
+            ``exploration_steps`` (20,000): epsilon moves linearly from the initial to the final
+            value over this many transitions (rows), as in :class:`agents.qbase.QLearner`.
     """
 
     kind = "TabularQ"
@@ -127,15 +128,11 @@ class TabularQ(QLearner):
         lr: float = 0.1,
         n_progress_bins: int = 4,
         q_init: float = 0.0,
-        exploration_initial_eps: float = 1.0,
-        exploration_final_eps: float = 0.05,
-        exploration_steps: int = 20_000,
+        **exploration: Any,
     ) -> None:
         check_gamma_lr(gamma, lr)
         super().__init__(config, seed=seed, gamma=gamma, lr=lr,
-                         exploration_initial_eps=exploration_initial_eps,
-                         exploration_final_eps=exploration_final_eps,
-                         exploration_steps=exploration_steps)
+                         **exploration)
         self.discretiser = Discretiser(self.layout, n_progress_bins)
         self.q = np.full((self.discretiser.n_states, self.discretiser.n_item_classes),
                          float(q_init))
