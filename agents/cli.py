@@ -42,12 +42,39 @@ from agents.stats import fmt_ci  # noqa: E402
 
 EVAL_SEED = 10_000
 """First held-out world seed of ``evaluate`` and the demo (``10000 + i``)."""
+DEMO_STEPS = 100_000
+"""The demo's DQN training budget (env steps)."""
 TRAIN_CONFIG_NAME = "train_config.json"
 """The resolved training config, written into every run directory by ``train``."""
 
 
 class ConfigError(ValueError):
     """A bad config value or override; the message starts with the dotted key."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An ``argparse`` parser whose errors are one line (exit status 2): the option, the value
+    and what is allowed, then where to read more; no usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Print ``<prog>: error: <message>`` and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def int_at_least(low: int) -> Any:
+    """An argparse ``type``: an int >= ``low``; the error names the value and the bound."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int >= {low}, got {raw!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an int >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {low}"
+    return parse
 
 
 # --------------------------------------------------------------------------- config schema
@@ -57,6 +84,33 @@ def _is_int(v: Any) -> bool:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true or false"
+    if _is_int(v):
+        return "an int"
+    if _is_number(v):
+        return "a number"
+    if isinstance(v, (list, tuple)):
+        return "a list"
+    return "a string" if isinstance(v, str) else type(v).__name__
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    """``value`` may replace ``default`` (an int for a float is fine, text for a number not)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) == isinstance(value, bool)
+    if _is_int(default):
+        return _is_int(value)
+    if _is_number(default):
+        return _is_number(value)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return True
 
 
 # [run] keys: name -> (check, expectation). The CLI sets algo, scenario and progress itself.
@@ -199,6 +253,10 @@ def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
         table = learner_hparams(name, preset)
     except ValueError:  # baselines without a table take their defaults
         table = {}
+    for key, value in kwargs.items():  # the table's type is the expectation
+        if key in table and not _same_kind(table[key], value):
+            raise ConfigError(f"learner.kwargs.{key}: must be {_kind(table[key])} (like "
+                              f"{table[key]!r}), got {value!r}")
     learner["kwargs"] = {**table, **{k: (tuple(v) if isinstance(v, list) else v)
                                      for k, v in kwargs.items()}}
     # run
@@ -358,11 +416,17 @@ def load_trained(checkpoint: str | Path) -> tuple[dict[str, Any], list[Any]]:
     from agents.checkpoint import load_checkpoint
 
     path = Path(checkpoint)
+    if not path.exists():
+        raise ConfigError(f"checkpoint: {str(path)!r} does not exist; give runs/<run>/ or "
+                          "runs/<run>/checkpoint.pt")
     if path.is_dir():
         path = path / "checkpoint.pt"
     cfg_path = path.parent / TRAIN_CONFIG_NAME
     if not cfg_path.is_file():
-        raise ConfigError(f"{cfg_path}: missing; evaluate needs a run made by `recsim-marl train`")
+        raise ConfigError(f"checkpoint: {str(cfg_path)!r} is missing; evaluate needs a run made "
+                          "by `recsim-marl train` or `recsim-marl demo`")
+    if not path.is_file():
+        raise ConfigError(f"checkpoint: {str(path)!r} is missing (the run saved no checkpoint)")
     saved = json.loads(cfg_path.read_text())
     saved.pop("env_config", None)
     cfg = validate_config(saved)
@@ -434,7 +498,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- demo
-def run_demo(*, preset: str = "default", steps: int = 100_000, n_sessions: int = 64,
+def run_demo(*, preset: str = "default", steps: int = DEMO_STEPS, n_sessions: int = 64,
              seed: int = 0, eval_seeds: int = 3, eval_steps: int = 300, run_root: str = "runs",
              quiet: bool = False) -> dict[str, Any]:
     """Train a DQN with the runner, then evaluate it next to random, most-popular and the
@@ -508,6 +572,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- benchmark
+def prepare_replot(source: Path, out_dir: Path) -> None:
+    """Copy ``source/results.json`` into ``out_dir`` (created) so that a replot rewrites the
+    copy's folder, never its input unless ``out_dir`` is ``source``."""
+    import shutil
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.resolve() != source.resolve():
+        shutil.copyfile(source / "results.json", out_dir / "results.json")
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """Scenarios x policies x seeds; writes results/<suite>/."""
     import torch
@@ -521,11 +595,21 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                                    seeds=args.seed_list if args.seed_list else args.seeds)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    out_dir = Path(args.out) if args.out else Path("results") / args.suite
+    from agents.experiments.common import RESULTS_ROOT, new_results_dir
+
     runs_dir = Path(args.runs_dir) if args.runs_dir else Path("runs") / f"benchmark_{args.suite}"
-    if args.replot:
+    if args.replot is not None:
+        # read <source>/results.json; write beside it (a new folder) unless --out says where
+        source = Path(args.replot) if args.replot else RESULTS_ROOT / args.suite
+        if not (source / "results.json").is_file():
+            raise ConfigError(f"--replot: no results.json in {str(source)!r}; give the folder "
+                              f"of a suite run (e.g. --replot {RESULTS_ROOT / args.suite})")
+        out_dir = Path(args.out) if args.out else new_results_dir(f"{source.name}-replot",
+                                                                  source.parent)
+        prepare_replot(source, out_dir)
         result = suite_mod.replot(spec, out_dir=out_dir, runs_dir=runs_dir)
     else:
+        out_dir = Path(args.out) if args.out else new_results_dir(args.suite)
         result = suite_mod.run_suite(spec, out_dir=out_dir, runs_dir=runs_dir,
                                      workers=args.workers, progress=not (args.quiet or args.json))
     payload = {"suite": spec.name, "out_dir": str(out_dir), "runs_dir": str(runs_dir),
@@ -599,26 +683,41 @@ def _presets() -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``recsim-marl`` argument parser."""
-    common = argparse.ArgumentParser(add_help=False)
+    """The ``recsim-marl`` argument parser (every option has help text; errors are one line)."""
+    from agents.experiments.names import POLICIES, SUITE_NAMES
+
+    common = ArgumentParser(add_help=False)
     common.add_argument("--quiet", action="store_true", help="no progress bar or chatter")
     common.add_argument("--json", action="store_true",
                         help="print one JSON document on stdout (for scripts)")
-    p = argparse.ArgumentParser(prog="recsim-marl", description=__doc__.split("\n\n")[0])
+    common.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error instead of one line")
+    p = ArgumentParser(prog="recsim-marl", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    presets = _presets()
 
     s = sub.add_parser("presets", parents=[common], help="list scenarios")
     s.set_defaults(func=cmd_presets)
 
     s = sub.add_parser("demo", parents=[common],
-                       help="train a DQN for a couple of minutes and compare it to baselines")
-    s.add_argument("--preset", default="default", choices=_presets())
-    s.add_argument("--steps", type=int, default=100_000, help="DQN training env steps")
-    s.add_argument("--sessions", type=int, default=64, help="concurrent sessions")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--eval-seeds", type=int, default=3)
-    s.add_argument("--eval-steps", type=int, default=300)
-    s.add_argument("--run-root", default="runs")
+                       help="train a DQN for about two minutes and compare it to baselines")
+    s.add_argument("--preset", default="default", choices=presets, metavar="PRESET",
+                   help=f"scenario to train and evaluate on: {', '.join(presets)} "
+                        "(default: default)")
+    s.add_argument("--steps", type=int_at_least(1), default=DEMO_STEPS,
+                   help=f"DQN training env steps (default {DEMO_STEPS:,}, about two minutes "
+                        "on one core)")
+    s.add_argument("--sessions", type=int_at_least(1), default=64,
+                   help="concurrent sessions in training and evaluation (default 64)")
+    s.add_argument("--seed", type=int_at_least(0), default=0,
+                   help="training seed: world and DQN (default 0)")
+    s.add_argument("--eval-seeds", type=int_at_least(2), default=3,
+                   help="held-out worlds 10000, 10001, ... to evaluate on; >= 2 for a "
+                        "confidence interval (default 3)")
+    s.add_argument("--eval-steps", type=int_at_least(1), default=300,
+                   help="world steps in which evaluated sessions start (default 300)")
+    s.add_argument("--run-root", default="runs",
+                   help="folder for the run directory (default runs)")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("train", parents=[common], help="train from a TOML config")
@@ -627,44 +726,63 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key by its dotted path, e.g. run.total_steps=1000 "
                         "(repeatable)")
-    s.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from")
+    s.add_argument("--resume", type=Path, default=None,
+                   help="checkpoint (or run directory) to continue from, in its own directory")
+    s.add_argument("--light-checkpoints", action="store_true",
+                   help="save checkpoints without replay buffers (a DQN's is hundreds of MB): "
+                        "enough to evaluate; a resumed run refills its buffer from empty, so "
+                        "it no longer matches an uninterrupted run")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", parents=[common], help="evaluate a checkpoint on a scenario")
     s.add_argument("checkpoint", type=Path, help="runs/<run>/checkpoint.pt (or the run dir)")
-    s.add_argument("--scenario", default=None, choices=_presets(),
-                   help="preset (default: the training scenario)")
+    s.add_argument("--scenario", default=None, choices=presets, metavar="PRESET",
+                   help=f"scenario: {', '.join(presets)} (default: the training scenario)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="env override, e.g. env.n_candidates=20")
-    s.add_argument("--seeds", type=int, default=3, help="held-out world seeds 10000, 10001, ...")
-    s.add_argument("--steps", type=int, default=300, help="measured world steps per seed")
-    s.add_argument("--warmup", type=int, default=50, help="unmeasured world steps first")
-    s.add_argument("--sessions", type=int, default=64, help="concurrent sessions")
+    s.add_argument("--seeds", type=int_at_least(2), default=3,
+                   help="held-out world seeds 10000, 10001, ... (>= 2, default 3)")
+    s.add_argument("--steps", type=int_at_least(1), default=300,
+                   help="measured world steps per seed (default 300)")
+    s.add_argument("--warmup", type=int_at_least(0), default=50,
+                   help="unmeasured world steps first (default 50)")
+    s.add_argument("--sessions", type=int_at_least(1), default=64,
+                   help="concurrent sessions (default 64)")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("benchmark", parents=[common],
-                       help="scenarios x policies x seeds -> results/<suite>/")
-    s.add_argument("--suite", choices=("quick", "full"), default="quick")
-    s.add_argument("--workers", type=int, default=1, help="parallel processes")
-    s.add_argument("--out", default=None, help="output folder (default results/<suite>)")
+                       help="scenarios x policies x seeds -> results/<suite>-<time>/")
+    s.add_argument("--suite", choices=SUITE_NAMES, default="quick", metavar="SUITE",
+                   help="configs/suites/<suite>.toml: quick (small budgets, minutes) or full "
+                        "(the committed results/full/, about 27 CPU-minutes) (default quick)")
+    s.add_argument("--workers", type=int_at_least(1), default=1,
+                   help="parallel processes (default 1)")
+    s.add_argument("--out", default=None,
+                   help="output folder (default: a new results/<suite>-<time>/; "
+                        "--out results/full rewrites the committed results)")
     s.add_argument("--runs-dir", default=None,
                    help="TensorBoard run folder (default runs/benchmark_<suite>)")
-    s.add_argument("--scenarios", nargs="+", default=None, help="subset of scenarios")
-    s.add_argument("--policies", nargs="+", default=None, help="subset of policies")
-    s.add_argument("--seeds", type=int, default=None,
+    s.add_argument("--scenarios", nargs="+", default=None, choices=presets, metavar="PRESET",
+                   help=f"subset of scenarios: {', '.join(presets)}")
+    s.add_argument("--policies", nargs="+", default=None, choices=POLICIES, metavar="POLICY",
+                   help=f"subset of policies: {', '.join(POLICIES)}")
+    s.add_argument("--seeds", type=int_at_least(1), default=None,
                    help="run only the first N of the suite's reporting seeds")
-    s.add_argument("--seed-list", type=int, nargs="+", default=None, metavar="SEED",
-                   help="run these reporting seeds (tuning seeds are refused)")
+    s.add_argument("--seed-list", type=int_at_least(0), nargs="+", default=None,
+                   metavar="SEED", help="run these reporting seeds (tuning seeds are refused)")
     s.add_argument("--tiny", action="store_true",
                    help="tiny sizes and budgets (tests, smoke runs): seconds, not minutes")
-    s.add_argument("--replot", action="store_true",
-                   help="rewrite the tables and plots from an existing results.json")
+    s.add_argument("--replot", nargs="?", const="", default=None, metavar="DIR",
+                   help="redraw the tables and plots from DIR/results.json (default "
+                        "results/<suite>) into a new folder beside DIR, or into --out")
     s.set_defaults(func=cmd_benchmark)
 
     s = sub.add_parser("tensorboard", parents=[common],
                        help="start TensorBoard on the runs directory (127.0.0.1)")
-    s.add_argument("--logdir", default="runs")
-    s.add_argument("--port", type=int, default=None, help="default 6006, or a free port")
+    s.add_argument("--logdir", default="runs",
+                   help="folder of run directories to show (default runs)")
+    s.add_argument("--port", type=int_at_least(1), default=None,
+                   help="default 6006, or a free port")
     s.add_argument("--detach", action="store_true",
                    help="print the URL and pid and return, leaving the server running")
     s.set_defaults(func=cmd_tensorboard)
@@ -672,15 +790,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point (``recsim-marl``)."""
+    """Console-script entry point (``recsim-marl``).
+
+    Exit status: 0 success, 2 a bad argument or config (one line naming the option, the value
+    and what is allowed), 1 any other error (one line; ``--debug`` shows the traceback),
+    130 interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "workers", 1) is not None and getattr(args, "workers", 1) < 1:
-        parser.error("--workers must be >= 1")
+    prog = f"recsim-marl {args.command}"
     try:
         return int(args.func(args) or 0)
-    except ConfigError as e:
-        print(f"recsim-marl {args.command}: error: {e}", file=sys.stderr)
+    except ValueError as e:  # ConfigError, and the library's bad-input errors
+        if args.debug:
+            raise
+        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -688,6 +812,16 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `recsim-marl presets | head -1`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as e:  # noqa: BLE001 - one line unless --debug
+        if args.debug:
+            raise
+        print(f"{prog}: error: {type(e).__name__}: {_one_line(e)} (rerun with --debug for the "
+              "traceback)", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
 
 
 if __name__ == "__main__":

@@ -70,11 +70,14 @@ log = logging.getLogger(__name__)
 SCENARIOS = ("default", "recsim_ie", "cold_start", "long_term")
 
 # --------------------------------------------------------------------------- policies
-BASELINE_POLICIES = ("random", "most_popular", "epsilon_greedy", "ucb1", "thompson", "linucb",
-                     "online_mf", "content_similarity")
-ORACLE_POLICIES = ("myopic_oracle", "long_term_oracle")
-LEARNED_POLICIES = ("tabular_q", "linear_q", "dqn", "slateq", "ppo", "sb3_dqn", "consensus_dqn")
-POLICIES = BASELINE_POLICIES + ORACLE_POLICIES + LEARNED_POLICIES
+from agents.experiments.names import (  # noqa: E402  (re-exported: one home, no torch)
+    BASELINE_POLICIES,
+    LEARNED_POLICIES,
+    ORACLE_POLICIES,
+    POLICIES,
+    SUITE_NAMES,
+)
+
 ONLINE_BASELINES = ("epsilon_greedy", "ucb1", "thompson", "linucb", "online_mf",
                     "content_similarity")
 """Baselines that learn while they serve: evaluated exploring and updating."""
@@ -169,9 +172,6 @@ class Suite:
             return {}  # baselines without a table take their defaults
         hp.update({k: v for k, v in self.hparam_overrides.items() if k in hp})
         return hp
-
-
-SUITE_NAMES = ("quick", "full")
 
 
 def load_suite(name: str) -> Suite:
@@ -872,6 +872,9 @@ def replot(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path) -> dict[st
     for r in records:  # the error field is text, never NaN
         r["error"] = None if isinstance(r.get("error"), float) else r.get("error")
     seeds = doc["seeds"]
+    if "tuning_seeds" not in seeds:
+        raise ValueError(f"{path}: written before the suite named its tuning and reporting "
+                         "seeds; rerun the suite to replot it")
     spec = dataclasses.replace(spec, scenarios=tuple(doc["spec"]["scenarios"]),
                                policies=tuple(doc["spec"]["policies"]),
                                seed_plan=SeedPlan(tuple(seeds["tuning_seeds"]),

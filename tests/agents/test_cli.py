@@ -80,6 +80,68 @@ def test_bad_override_names_the_key(tmp_path, capsys, item, key):
     assert key in err
 
 
+@pytest.mark.parametrize("argv, option", [
+    (["demo", "--steps", "-5"], "--steps"),
+    (["demo", "--sessions", "-1"], "--sessions"),
+    (["demo", "--eval-seeds", "0"], "--eval-seeds"),
+    (["demo", "--preset", "nope"], "--preset"),
+    (["benchmark", "--policies", "dqnn"], "--policies"),
+    (["benchmark", "--scenarios", "defualt"], "--scenarios"),
+    (["benchmark", "--seeds", "-1"], "--seeds"),
+    (["benchmark", "--seeds", "9"], "seeds"),
+    (["benchmark", "--workers", "0"], "--workers"),
+    (["benchmark", "--suite", "fulll"], "--suite"),
+    (["benchmark", "--replot", "no/such/folder"], "--replot"),
+    (["train", "--set", "learner.kwargs.lr=abc"], "learner.kwargs.lr"),
+    (["train", "--set", "learner.kwargs.hidden=64"], "learner.kwargs.hidden"),
+    (["evaluate", "no/such/run"], "checkpoint"),
+    (["evaluate", "no/such/run", "--seeds", "1"], "--seeds"),
+    (["tensorboard", "--logdir", "no/such/runs"], "--logdir"),
+    (["tensorboard", "--port", "x"], "--port"),
+])
+def test_user_errors_are_one_line_with_status_2(tmp_path, monkeypatch, capsys, argv, option):
+    monkeypatch.chdir(tmp_path)  # nothing may be written where the command runs
+    if argv[0] == "train":
+        argv = [*argv, "--set", f"run.run_root={tmp_path}"]
+    try:
+        rc = cli.main(argv)
+    except SystemExit as e:  # argparse's errors exit from the parser
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and option in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_bad_value_of_any_kind_names_option_value_and_allowed(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["demo", "--steps", "-5"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--steps" in err and "-5" in err and ">= 1" in err
+
+
+def test_debug_shows_the_traceback_and_other_errors_are_one_line(monkeypatch, capsys):
+    def boom(args):
+        raise RuntimeError("something\nbroke")
+
+    monkeypatch.setattr(cli, "cmd_presets", boom)
+    assert cli.main(["presets"]) == 1  # the parser was built after the patch
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "RuntimeError: something broke" in err
+    assert "--debug" in err and "Traceback" not in err
+    with pytest.raises(RuntimeError):
+        cli.main(["presets", "--debug"])
+
+
+def test_every_option_has_help_text():
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if a.choices and a.dest == "command")
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            assert action.help, f"recsim-marl {name} {action.option_strings or action.dest}"
+
+
 def test_overrides_parse_toml_values():
     cfg = cli.apply_overrides({"run": {}}, ["run.total_steps=1_000", "env.preset=cold_start",
                                             "learner.kwargs.hidden=[8, 8]",
