@@ -127,6 +127,7 @@ _RUN_KEYS: dict[str, tuple[Any, str]] = {
     "log_every": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
     "checkpoint_every": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
     "save_checkpoints": (lambda v: isinstance(v, bool), "true or false"),
+    "light_checkpoints": (lambda v: isinstance(v, bool), "true or false"),
     "eval_at_start": (lambda v: isinstance(v, bool), "true or false"),
     "run_root": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
 }
@@ -372,9 +373,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if consensus:
         run_kw.pop("n_sessions")  # one agent per slot: n_recommenders == n_sessions
     algo = cfg["learner"]["name"] + ("_consensus" if consensus else "")
+    light = bool(args.light_checkpoints or run_kw.pop("light_checkpoints", False))
     try:
         run = RunConfig(**run_kw, algo=algo, scenario=cfg["env"]["preset"],
-                        progress=not (args.quiet or args.json))
+                        progress=not (args.quiet or args.json), light_checkpoints=light)
     except ValueError as e:
         msg = str(e)
         key = next((k for k in _RUN_KEYS if msg.startswith(k)), None)

@@ -190,6 +190,19 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert 0 < doc["metrics"]["ctr"]["mean"] < 1
 
 
+def test_train_light_checkpoints_evaluate(tmp_path, capsys):
+    rc, out, err = run_cli(capsys, "train", CONFIG, *TINY, "--set", f"run.run_root={tmp_path}",
+                           "--quiet", "--light-checkpoints")
+    assert rc == 0, err
+    run_dir = Path(out.splitlines()[0].removeprefix("run directory: "))
+    from agents.checkpoint import load_checkpoint
+
+    assert "replay" not in load_checkpoint(run_dir / "checkpoint.pt")["learners"]["recommender"]
+    rc, out, err = run_cli(capsys, "evaluate", run_dir, "--seeds", 2, "--steps", 10,
+                           "--sessions", 8, "--json")
+    assert rc == 0, err
+
+
 def test_train_json_prints_the_run_dir(tmp_path, capsys):
     path = tmp_path / "random.toml"
     path.write_text('[learner]\nname = "random"\n[run]\ntotal_steps = 256\nn_sessions = 8\n'
