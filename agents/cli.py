@@ -500,14 +500,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- demo
+DEMO_COLUMNS = {
+    "return": "mean session return: watch time a user spends in one session",
+    "ctr": "click-through rate: share of shown items that are clicked",
+    "watch_time": "watch time per session step",
+    "session_length": "steps a session lasts before the user leaves",
+    "cold_start_ctr": "click-through rate on new items (no history yet)",
+    "ndcg": "NDCG@k of each slate against the items the true user state ranks best",
+}
+"""The demo's columns and what each measures (the direction comes from the suite's
+``HIGHER_IS_BETTER``)."""
+DEMO_CURVE_SEED_OFFSET = 20_000
+"""The demo's learning curve is measured on world ``20000 + seed`` (as the suite's)."""
+DEMO_CURVE_STEPS = 100
+"""World steps in which the learning curve's evaluated sessions start."""
+
+
 def run_demo(*, preset: str = "default", steps: int = DEMO_STEPS, n_sessions: int = 64,
              seed: int = 0, eval_seeds: int = 3, eval_steps: int = 300, run_root: str = "runs",
              quiet: bool = False) -> dict[str, Any]:
     """Train a DQN with the runner, then evaluate it next to random, most-popular and the
-    myopic oracle on held-out seeds. Returns the table rows and the run directory."""
+    myopic oracle on held-out seeds; draw its learning curve with random's and the oracle's
+    level on the curve's world.
+
+    Returns:
+        ``{"preset", "steps", "run_dir", "rows", "keys", "run_root", "curve", "reference",
+        "plot"}``; the run directory holds a light checkpoint and ``train_config.json``, so
+        ``recsim-marl evaluate <run_dir>`` accepts it.
+    """
     import torch
 
-    from agents.evaluation import evaluate_seeds, summarize
+    from agents.checkpoint import to_json
+    from agents.evaluation import evaluate, evaluate_seeds, summarize
     from agents.experiments.suite import _scaled
     from agents.factory import make_learner
     from agents.hparams import learner_hparams
@@ -519,25 +543,42 @@ def run_demo(*, preset: str = "default", steps: int = DEMO_STEPS, n_sessions: in
     # the benchmark's DQN for this scenario (configs/learners/dqn.toml), budget-scaled
     hp = _scaled(learner_hparams("dqn", preset), steps)
     hp["buffer_size"] = min(hp["buffer_size"], max(steps, 1_000))
-    dqn = make_learner("dqn", cfg, seed=seed, **hp)
+    dqn = make_learner("dqn", cfg, n_rows=n_sessions, seed=seed, total_steps=steps, **hp)
+    curve_seed = DEMO_CURVE_SEED_OFFSET + seed
     run = RunConfig(total_steps=steps, n_sessions=n_sessions, seed=seed,
-                    eval_seeds=(20_000 + seed,), eval_every=max(steps // 5, n_sessions),
-                    eval_steps=100, run_root=run_root, algo="dqn", scenario=preset,
-                    progress=not quiet, log_every=max(steps // 20, n_sessions))
+                    eval_seeds=(curve_seed,), eval_every=max(steps // 5, n_sessions),
+                    eval_steps=DEMO_CURVE_STEPS, run_root=run_root, algo="dqn",
+                    scenario=preset, progress=not quiet,
+                    log_every=max(steps // 20, n_sessions), eval_at_start=True,
+                    light_checkpoints=True)  # the replay buffer would be hundreds of MB
     runner = Runner(cfg, {"recommender": dqn}, run)
+    # what `recsim-marl train` writes, so that `recsim-marl evaluate <run_dir>` rebuilds it
+    train_config = {"env": {"preset": preset},
+                    "learner": {"name": "dqn", "kwargs": hp},
+                    "run": {"total_steps": steps, "n_sessions": n_sessions, "seed": seed,
+                            "eval_seeds": [curve_seed], "eval_every": run.eval_every,
+                            "eval_steps": run.eval_steps, "run_root": run_root}}
+    (runner.run_dir / TRAIN_CONFIG_NAME).write_text(
+        json.dumps(to_json(train_config), indent=2, sort_keys=True))
     if not quiet:
-        print(f"training dqn on {preset} for {steps} env steps -> {runner.run_dir}",
+        print(f"training dqn on {preset} for {steps:,} env steps -> {runner.run_dir}",
               file=sys.stderr)
     runner.train()
     runner.close()
-    # Keep the demo's footprint small: the checkpoint holds the whole replay buffer.
-    (runner.run_dir / "checkpoint.pt").unlink(missing_ok=True)
+    curve = [(int(e["step"]), float(e["mean_reward"])) for e in runner.eval_history]
     policies = {"random": make_learner("random", cfg, seed=seed),
                 "most_popular": make_learner("most_popular", cfg, seed=seed),
                 "myopic_oracle (privileged)": make_learner("myopic_oracle", cfg, seed=seed),
                 "dqn (trained)": dqn}
+    # random's and the oracle's level on the learning curve's own world and protocol
+    reference = {name: float(evaluate(policies[key], cfg, seed=curve_seed,
+                                      n_sessions=n_sessions, steps=DEMO_CURVE_STEPS,
+                                      max_session_steps=run.max_session_steps,
+                                      ground_truth=False)["return"])
+                 for name, key in (("random", "random"),
+                                   ("myopic oracle", "myopic_oracle (privileged)"))}
     rows = {}
-    keys = ("return", "ctr", "watch_time", "session_length", "cold_start_ctr", "ndcg")
+    keys = tuple(DEMO_COLUMNS)
     from tqdm import tqdm
 
     seeds = [EVAL_SEED + i for i in range(eval_seeds)]
@@ -545,20 +586,82 @@ def run_demo(*, preset: str = "default", steps: int = DEMO_STEPS, n_sessions: in
         per_seed = evaluate_seeds(policy, cfg, seeds, n_sessions=n_sessions, steps=eval_steps,
                                   warmup_steps=50)
         rows[name] = summarize(per_seed, keys)
+    plot = runner.run_dir / "learning_curve.png"
+    plot_demo_curve(plot, curve, reference, title=f"dqn on {preset}")
     return {"preset": preset, "steps": steps, "run_dir": str(runner.run_dir), "rows": rows,
-            "keys": keys, "run_root": run_root}
+            "keys": keys, "run_root": run_root, "curve": curve, "reference": reference,
+            "plot": str(plot)}
+
+
+def plot_demo_curve(path: Path, curve: list[tuple[int, float]], reference: dict[str, float],
+                    *, title: str) -> None:
+    """The demo's learning curve (eval session return against env steps) with a dashed
+    horizontal line per reference policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot([s for s, _ in curve], [r for _, r in curve], "o-", color="C0", lw=2,
+            label="dqn (learning)")
+    for (name, value), colour in zip(reference.items(), ("C7", "C3", "C2"), strict=False):
+        ax.axhline(value, ls="--", color=colour, lw=1.5, label=f"{name} ({value:.1f})")
+    ax.set_xlabel("env steps of training")
+    ax.set_ylabel("mean session return (higher is better)")
+    ax.set_title(title)
+    ax.ticklabel_format(axis="x", style="plain")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def demo_verdict(rows: dict[str, Any]) -> str:
+    """One sentence: did the trained DQN beat random, and how much of the gap from random to
+    the myopic oracle did it close (session return, mean ± 95% CI)."""
+    (d, dc), (r, rc), (o, oc) = (rows[k]["return"] for k in
+                                 ("dqn (trained)", "random", "myopic_oracle (privileged)"))
+    if not all(map(math.isfinite, (d, r, o))):
+        return "Verdict: not enough sessions ended to compare the policies."
+    dc, rc = (c if math.isfinite(c) else 0.0 for c in (dc, rc))
+    if d - dc > r + rc:
+        beat = "beat random (the 95% intervals do not overlap)"
+    elif d > r:
+        beat = "is above random in mean, but the 95% intervals overlap: not a clear win"
+    else:
+        beat = "did not beat random"
+    gap = f"{100 * (d - r) / (o - r):.0f}%" if o != r else "n/a"
+    return (f"Verdict: the trained dqn {beat}: session return {d:.1f} against random's {r:.1f}; "
+            f"it closed {gap} of the gap from random to the privileged myopic oracle ({o:.1f}).")
 
 
 def format_demo(result: dict[str, Any]) -> str:
-    """The demo's Markdown table."""
+    """The demo's report: the table, what each column means, the verdict, where the plot is."""
+    from agents.experiments.suite import HIGHER_IS_BETTER
+
     keys = result["keys"]
-    lines = [f"\n{result['preset']}: dqn trained for {result['steps']} env steps; "
+    lines = [f"\n{result['preset']}: dqn trained for {result['steps']:,} env steps; "
              "evaluated on held-out seeds (mean ± 95% CI)\n",
              "| policy | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, row in result["rows"].items():
         lines.append(f"| {name} | " + " | ".join(fmt_ci(*row[k]) for k in keys) + " |")
-    lines.append(f"\nTensorBoard curves: tensorboard --logdir {result['run_root']}  "
-                 f"(or: recsim-marl tensorboard --logdir {result['run_root']})")
+    lines.append("")
+    width = max(map(len, keys))
+    for k in keys:
+        better = {True: "higher is better", False: "lower is better"}.get(
+            HIGHER_IS_BETTER.get(k), "no better direction")
+        lines.append(f"  {k:<{width}}  {DEMO_COLUMNS[k]} ({better})")
+    lines.append("  myopic_oracle reads the hidden user state: an upper reference, not a rival.")
+    lines.append("")
+    lines.append(demo_verdict(result["rows"]))
+    lines.append(f"\nLearning curve: {result['plot']}")
+    lines.append(f"Evaluate it again (other seeds, --scenario): "
+                 f"recsim-marl evaluate {result['run_dir']}")
+    lines.append(f"TensorBoard curves: recsim-marl tensorboard --logdir {result['run_root']}  "
+                 f"(or: make tensorboard)")
     return "\n".join(lines)
 
 
@@ -568,7 +671,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                       seed=args.seed, eval_seeds=args.eval_seeds, eval_steps=args.eval_steps,
                       run_root=args.run_root, quiet=args.quiet or args.json)
     payload = {**result, "rows": {n: {k: {"mean": m, "ci95": c} for k, (m, c) in r.items()}
-                                  for n, r in result["rows"].items()}}
+                                  for n, r in result["rows"].items()},
+               "verdict": demo_verdict(result["rows"])}
     _emit(args, payload, format_demo(result))
     return 0
 

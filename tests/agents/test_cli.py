@@ -213,13 +213,40 @@ def test_train_json_prints_the_run_dir(tmp_path, capsys):
     assert Path(doc["run_dir"]).parent == tmp_path and doc["steps"] >= 256
 
 
-def test_demo_smoke(tmp_path, capsys):
+def test_demo_tells_a_story(tmp_path, capsys):
     rc, out, err = run_cli(capsys, "demo", "--steps", 256, "--sessions", 8, "--eval-seeds", 2,
                            "--eval-steps", 20, "--run-root", tmp_path, "--quiet")
     assert rc == 0, err
+    assert "warn" not in (out + err).lower()
     for name in ("random", "most_popular", "myopic_oracle", "dqn"):
         assert name in out
-    assert f"tensorboard --logdir {tmp_path}" in out
+    for key in cli.DEMO_COLUMNS:  # one line per column: what it measures, which way is better
+        assert any(line.strip().startswith(key) and "is better" in line
+                   for line in out.splitlines()), key
+    (verdict,) = [line for line in out.splitlines() if line.startswith("Verdict:")]
+    assert "random" in verdict and "% of the gap" in verdict and "oracle" in verdict
+    (plot_line,) = [line for line in out.splitlines() if line.startswith("Learning curve: ")]
+    plot = Path(plot_line.removeprefix("Learning curve: "))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    run_dir = plot.parent
+    assert run_dir.parent == tmp_path and run_dir.name.startswith("default__dqn__0__")
+    # the run folder is one that `recsim-marl evaluate` accepts (a light checkpoint)
+    rc, out, err = run_cli(capsys, "evaluate", run_dir, "--seeds", 2, "--steps", 10,
+                           "--sessions", 8, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["scenario"] == "default"
+
+
+def test_demo_verdict_sentence():
+    rows = {"random": {"return": (50.0, 2.0)},
+            "myopic_oracle (privileged)": {"return": (90.0, 2.0)},
+            "dqn (trained)": {"return": (70.0, 3.0)}}
+    v = cli.demo_verdict(rows)
+    assert "beat random" in v and "50% of the gap" in v
+    rows["dqn (trained)"] = {"return": (51.0, 3.0)}
+    assert "not a clear win" in cli.demo_verdict(rows)
+    rows["dqn (trained)"] = {"return": (40.0, 3.0)}
+    assert "did not beat random" in cli.demo_verdict(rows)
 
 
 def _get_json(url, timeout=5):
