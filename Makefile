@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 EXTRAS ?= dev,llm
 
-.PHONY: install test test-all demo bench lint clean
+.PHONY: install test test-all demo bench benchmark tensorboard lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,10 +22,20 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
 
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/recsim-marl demo
 
+# throughput into a new results/throughput-<time>/ (never the committed results/throughput/)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
+
+# the quick policy suite into a new results/quick-<time>/
+benchmark: $(STAMP)
+	$(BIN)/recsim-marl benchmark --suite quick --workers 2
+
+# TensorBoard on runs/ (the demo's and train's run folders), on 127.0.0.1; Ctrl-C stops it
+tensorboard: $(STAMP)
+	mkdir -p runs
+	$(BIN)/recsim-marl tensorboard --logdir runs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -41,12 +41,39 @@ import tomllib  # noqa: E402
 from agents.experiments.common import EVAL, SeedPlan  # noqa: E402
 from agents.stats import fmt_ci  # noqa: E402
 
+DEMO_STEPS = 100_000
+"""The demo's DQN training budget (env steps)."""
 TRAIN_CONFIG_NAME = "train_config.json"
 """The resolved training config, written into every run directory by ``train``."""
 
 
 class ConfigError(ValueError):
     """A bad config value or override; the message starts with the dotted key."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An ``argparse`` parser whose errors are one line (exit status 2): the option, the value
+    and what is allowed, then where to read more; no usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Print ``<prog>: error: <message>`` and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def int_at_least(low: int) -> Any:
+    """An argparse ``type``: an int >= ``low``; the error names the value and the bound."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int >= {low}, got {raw!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an int >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {low}"
+    return parse
 
 
 # --------------------------------------------------------------------------- config schema
@@ -56,6 +83,33 @@ def _is_int(v: Any) -> bool:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true or false"
+    if _is_int(v):
+        return "an int"
+    if _is_number(v):
+        return "a number"
+    if isinstance(v, (list, tuple)):
+        return "a list"
+    return "a string" if isinstance(v, str) else type(v).__name__
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    """``value`` may replace ``default`` (an int for a float is fine, text for a number not)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) == isinstance(value, bool)
+    if _is_int(default):
+        return _is_int(value)
+    if _is_number(default):
+        return _is_number(value)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return True
 
 
 # [run] keys: name -> (check, expectation). The CLI sets algo, scenario and progress itself.
@@ -72,6 +126,7 @@ _RUN_KEYS: dict[str, tuple[Any, str]] = {
     "log_every": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
     "checkpoint_every": (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
     "save_checkpoints": (lambda v: isinstance(v, bool), "true or false"),
+    "light_checkpoints": (lambda v: isinstance(v, bool), "true or false"),
     "eval_at_start": (lambda v: isinstance(v, bool), "true or false"),
     "run_root": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
 }
@@ -198,6 +253,10 @@ def validate_config(raw: dict[str, Any]) -> dict[str, Any]:
         table = learner_hparams(name, preset)
     except ValueError:  # baselines without a table take their defaults
         table = {}
+    for key, value in kwargs.items():  # the table's type is the expectation
+        if key in table and not _same_kind(table[key], value):
+            raise ConfigError(f"learner.kwargs.{key}: must be {_kind(table[key])} (like "
+                              f"{table[key]!r}), got {value!r}")
     learner["kwargs"] = {**table, **{k: (tuple(v) if isinstance(v, list) else v)
                                      for k, v in kwargs.items()}}
     # run
@@ -313,9 +372,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if consensus:
         run_kw.pop("n_sessions")  # one agent per slot: n_recommenders == n_sessions
     algo = cfg["learner"]["name"] + ("_consensus" if consensus else "")
+    light = bool(args.light_checkpoints or run_kw.pop("light_checkpoints", False))
     try:
         run = RunConfig(**run_kw, algo=algo, scenario=cfg["env"]["preset"],
-                        progress=not (args.quiet or args.json))
+                        progress=not (args.quiet or args.json), light_checkpoints=light)
     except ValueError as e:
         msg = str(e)
         key = next((k for k in _RUN_KEYS if msg.startswith(k)), None)
@@ -357,11 +417,17 @@ def load_trained(checkpoint: str | Path) -> tuple[dict[str, Any], list[Any]]:
     from agents.checkpoint import load_checkpoint
 
     path = Path(checkpoint)
+    if not path.exists():
+        raise ConfigError(f"checkpoint: {str(path)!r} does not exist; give runs/<run>/ or "
+                          "runs/<run>/checkpoint.pt")
     if path.is_dir():
         path = path / "checkpoint.pt"
     cfg_path = path.parent / TRAIN_CONFIG_NAME
     if not cfg_path.is_file():
-        raise ConfigError(f"{cfg_path}: missing; evaluate needs a run made by `recsim-marl train`")
+        raise ConfigError(f"checkpoint: {str(cfg_path)!r} is missing; evaluate needs a run made "
+                          "by `recsim-marl train` or `recsim-marl demo`")
+    if not path.is_file():
+        raise ConfigError(f"checkpoint: {str(path)!r} is missing (the run saved no checkpoint)")
     saved = json.loads(cfg_path.read_text())
     saved.pop("env_config", None)
     cfg = validate_config(saved)
@@ -433,14 +499,38 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- demo
-def run_demo(*, preset: str = "default", steps: int = 100_000, n_sessions: int = 64,
+DEMO_COLUMNS = {
+    "return": "mean session return: watch time a user spends in one session",
+    "ctr": "click-through rate: share of shown items that are clicked",
+    "watch_time": "watch time per session step",
+    "session_length": "steps a session lasts before the user leaves",
+    "cold_start_ctr": "click-through rate on new items (no history yet)",
+    "ndcg": "NDCG@k of each slate against the items the true user state ranks best",
+}
+"""The demo's columns and what each measures (the direction comes from the suite's
+``HIGHER_IS_BETTER``)."""
+DEMO_CURVE_SEED_OFFSET = 20_000
+"""The demo's learning curve is measured on world ``20000 + seed`` (as the suite's)."""
+DEMO_CURVE_STEPS = 100
+"""World steps in which the learning curve's evaluated sessions start."""
+
+
+def run_demo(*, preset: str = "default", steps: int = DEMO_STEPS, n_sessions: int = 64,
              seed: int = 0, eval_seeds: int = 3, eval_steps: int = 300, run_root: str = "runs",
              quiet: bool = False) -> dict[str, Any]:
     """Train a DQN with the runner, then evaluate it next to random, most-popular and the
-    myopic oracle on held-out seeds. Returns the table rows and the run directory."""
+    myopic oracle on held-out seeds; draw its learning curve with random's and the oracle's
+    level on the curve's world.
+
+    Returns:
+        ``{"preset", "steps", "run_dir", "rows", "keys", "run_root", "curve", "reference",
+        "plot"}``; the run directory holds a light checkpoint and ``train_config.json``, so
+        ``recsim-marl evaluate <run_dir>`` accepts it.
+    """
     import torch
 
-    from agents.evaluation import evaluate_seeds, summarize
+    from agents.checkpoint import to_json
+    from agents.evaluation import evaluate, evaluate_seeds, summarize
     from agents.experiments.suite import _scaled
     from agents.factory import make_learner
     from agents.hparams import learner_hparams
@@ -452,25 +542,42 @@ def run_demo(*, preset: str = "default", steps: int = 100_000, n_sessions: int =
     # the benchmark's DQN for this scenario (configs/learners/dqn.toml), budget-scaled
     hp = _scaled(learner_hparams("dqn", preset), steps)
     hp["buffer_size"] = min(hp["buffer_size"], max(steps, 1_000))
-    dqn = make_learner("dqn", cfg, seed=seed, **hp)
+    dqn = make_learner("dqn", cfg, n_rows=n_sessions, seed=seed, total_steps=steps, **hp)
+    curve_seed = DEMO_CURVE_SEED_OFFSET + seed
     run = RunConfig(total_steps=steps, n_sessions=n_sessions, seed=seed,
-                    eval_seeds=(20_000 + seed,), eval_every=max(steps // 5, n_sessions),
-                    eval_steps=100, run_root=run_root, algo="dqn", scenario=preset,
-                    progress=not quiet, log_every=max(steps // 20, n_sessions))
+                    eval_seeds=(curve_seed,), eval_every=max(steps // 5, n_sessions),
+                    eval_steps=DEMO_CURVE_STEPS, run_root=run_root, algo="dqn",
+                    scenario=preset, progress=not quiet,
+                    log_every=max(steps // 20, n_sessions), eval_at_start=True,
+                    light_checkpoints=True)  # the replay buffer would be hundreds of MB
     runner = Runner(cfg, {"recommender": dqn}, run)
+    # what `recsim-marl train` writes, so that `recsim-marl evaluate <run_dir>` rebuilds it
+    train_config = {"env": {"preset": preset},
+                    "learner": {"name": "dqn", "kwargs": hp},
+                    "run": {"total_steps": steps, "n_sessions": n_sessions, "seed": seed,
+                            "eval_seeds": [curve_seed], "eval_every": run.eval_every,
+                            "eval_steps": run.eval_steps, "run_root": run_root}}
+    (runner.run_dir / TRAIN_CONFIG_NAME).write_text(
+        json.dumps(to_json(train_config), indent=2, sort_keys=True))
     if not quiet:
-        print(f"training dqn on {preset} for {steps} env steps -> {runner.run_dir}",
+        print(f"training dqn on {preset} for {steps:,} env steps -> {runner.run_dir}",
               file=sys.stderr)
     runner.train()
     runner.close()
-    # Keep the demo's footprint small: the checkpoint holds the whole replay buffer.
-    (runner.run_dir / "checkpoint.pt").unlink(missing_ok=True)
+    curve = [(int(e["step"]), float(e["mean_reward"])) for e in runner.eval_history]
     policies = {"random": make_learner("random", cfg, seed=seed),
                 "most_popular": make_learner("most_popular", cfg, seed=seed),
                 "myopic_oracle (privileged)": make_learner("myopic_oracle", cfg, seed=seed),
                 "dqn (trained)": dqn}
+    # random's and the oracle's level on the learning curve's own world and protocol
+    reference = {name: float(evaluate(policies[key], cfg, seed=curve_seed,
+                                      n_sessions=n_sessions, steps=DEMO_CURVE_STEPS,
+                                      max_session_steps=run.max_session_steps,
+                                      ground_truth=False)["return"])
+                 for name, key in (("random", "random"),
+                                   ("myopic oracle", "myopic_oracle (privileged)"))}
     rows = {}
-    keys = ("return", "ctr", "watch_time", "session_length", "cold_start_ctr", "ndcg")
+    keys = tuple(DEMO_COLUMNS)
     from tqdm import tqdm
 
     seeds = [SeedPlan.world(EVAL, i) for i in range(eval_seeds)]
@@ -478,20 +585,82 @@ def run_demo(*, preset: str = "default", steps: int = 100_000, n_sessions: int =
         per_seed = evaluate_seeds(policy, cfg, seeds, n_sessions=n_sessions, steps=eval_steps,
                                   warmup_steps=50)
         rows[name] = summarize(per_seed, keys)
+    plot = runner.run_dir / "learning_curve.png"
+    plot_demo_curve(plot, curve, reference, title=f"dqn on {preset}")
     return {"preset": preset, "steps": steps, "run_dir": str(runner.run_dir), "rows": rows,
-            "keys": keys, "run_root": run_root}
+            "keys": keys, "run_root": run_root, "curve": curve, "reference": reference,
+            "plot": str(plot)}
+
+
+def plot_demo_curve(path: Path, curve: list[tuple[int, float]], reference: dict[str, float],
+                    *, title: str) -> None:
+    """The demo's learning curve (eval session return against env steps) with a dashed
+    horizontal line per reference policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot([s for s, _ in curve], [r for _, r in curve], "o-", color="C0", lw=2,
+            label="dqn (learning)")
+    for (name, value), colour in zip(reference.items(), ("C7", "C3", "C2"), strict=False):
+        ax.axhline(value, ls="--", color=colour, lw=1.5, label=f"{name} ({value:.1f})")
+    ax.set_xlabel("env steps of training")
+    ax.set_ylabel("mean session return (higher is better)")
+    ax.set_title(title)
+    ax.ticklabel_format(axis="x", style="plain")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def demo_verdict(rows: dict[str, Any]) -> str:
+    """One sentence: did the trained DQN beat random, and how much of the gap from random to
+    the myopic oracle did it close (session return, mean ± 95% CI)."""
+    (d, dc), (r, rc), (o, oc) = (rows[k]["return"] for k in
+                                 ("dqn (trained)", "random", "myopic_oracle (privileged)"))
+    if not all(map(math.isfinite, (d, r, o))):
+        return "Verdict: not enough sessions ended to compare the policies."
+    dc, rc = (c if math.isfinite(c) else 0.0 for c in (dc, rc))
+    if d - dc > r + rc:
+        beat = "beat random (the 95% intervals do not overlap)"
+    elif d > r:
+        beat = "is above random in mean, but the 95% intervals overlap: not a clear win"
+    else:
+        beat = "did not beat random"
+    gap = f"{100 * (d - r) / (o - r):.0f}%" if o != r else "n/a"
+    return (f"Verdict: the trained dqn {beat}: session return {d:.1f} against random's {r:.1f}; "
+            f"it closed {gap} of the gap from random to the privileged myopic oracle ({o:.1f}).")
 
 
 def format_demo(result: dict[str, Any]) -> str:
-    """The demo's Markdown table."""
+    """The demo's report: the table, what each column means, the verdict, where the plot is."""
+    from agents.experiments.suite import HIGHER_IS_BETTER
+
     keys = result["keys"]
-    lines = [f"\n{result['preset']}: dqn trained for {result['steps']} env steps; "
+    lines = [f"\n{result['preset']}: dqn trained for {result['steps']:,} env steps; "
              "evaluated on held-out seeds (mean ± 95% CI)\n",
              "| policy | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for name, row in result["rows"].items():
         lines.append(f"| {name} | " + " | ".join(fmt_ci(*row[k]) for k in keys) + " |")
-    lines.append(f"\nTensorBoard curves: tensorboard --logdir {result['run_root']}  "
-                 f"(or: recsim-marl tensorboard --logdir {result['run_root']})")
+    lines.append("")
+    width = max(map(len, keys))
+    for k in keys:
+        better = {True: "higher is better", False: "lower is better"}.get(
+            HIGHER_IS_BETTER.get(k), "no better direction")
+        lines.append(f"  {k:<{width}}  {DEMO_COLUMNS[k]} ({better})")
+    lines.append("  myopic_oracle reads the hidden user state: an upper reference, not a rival.")
+    lines.append("")
+    lines.append(demo_verdict(result["rows"]))
+    lines.append(f"\nLearning curve: {result['plot']}")
+    lines.append(f"Evaluate it again (other seeds, --scenario): "
+                 f"recsim-marl evaluate {result['run_dir']}")
+    lines.append(f"TensorBoard curves: recsim-marl tensorboard --logdir {result['run_root']}  "
+                 f"(or: make tensorboard)")
     return "\n".join(lines)
 
 
@@ -501,12 +670,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
                       seed=args.seed, eval_seeds=args.eval_seeds, eval_steps=args.eval_steps,
                       run_root=args.run_root, quiet=args.quiet or args.json)
     payload = {**result, "rows": {n: {k: {"mean": m, "ci95": c} for k, (m, c) in r.items()}
-                                  for n, r in result["rows"].items()}}
+                                  for n, r in result["rows"].items()},
+               "verdict": demo_verdict(result["rows"])}
     _emit(args, payload, format_demo(result))
     return 0
 
 
 # --------------------------------------------------------------------------- benchmark
+def prepare_replot(source: Path, out_dir: Path) -> None:
+    """Copy ``source/results.json`` into ``out_dir`` (created) so that a replot rewrites the
+    copy's folder, never its input unless ``out_dir`` is ``source``."""
+    import shutil
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.resolve() != source.resolve():
+        shutil.copyfile(source / "results.json", out_dir / "results.json")
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     """Scenarios x policies x seeds; writes results/<suite>/."""
     import torch
@@ -520,11 +700,21 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                                    seeds=args.seed_list if args.seed_list else args.seeds)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    out_dir = Path(args.out) if args.out else Path("results") / args.suite
+    from agents.experiments.common import RESULTS_ROOT, new_results_dir
+
     runs_dir = Path(args.runs_dir) if args.runs_dir else Path("runs") / f"benchmark_{args.suite}"
-    if args.replot:
+    if args.replot is not None:
+        # read <source>/results.json; write beside it (a new folder) unless --out says where
+        source = Path(args.replot) if args.replot else RESULTS_ROOT / args.suite
+        if not (source / "results.json").is_file():
+            raise ConfigError(f"--replot: no results.json in {str(source)!r}; give the folder "
+                              f"of a suite run (e.g. --replot {RESULTS_ROOT / args.suite})")
+        out_dir = Path(args.out) if args.out else new_results_dir(f"{source.name}-replot",
+                                                                  source.parent)
+        prepare_replot(source, out_dir)
         result = suite_mod.replot(spec, out_dir=out_dir, runs_dir=runs_dir)
     else:
+        out_dir = Path(args.out) if args.out else new_results_dir(args.suite)
         result = suite_mod.run_suite(spec, out_dir=out_dir, runs_dir=runs_dir,
                                      workers=args.workers, progress=not (args.quiet or args.json))
     payload = {"suite": spec.name, "out_dir": str(out_dir), "runs_dir": str(runs_dir),
@@ -598,26 +788,41 @@ def _presets() -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``recsim-marl`` argument parser."""
-    common = argparse.ArgumentParser(add_help=False)
+    """The ``recsim-marl`` argument parser (every option has help text; errors are one line)."""
+    from agents.experiments.names import POLICIES, SUITE_NAMES
+
+    common = ArgumentParser(add_help=False)
     common.add_argument("--quiet", action="store_true", help="no progress bar or chatter")
     common.add_argument("--json", action="store_true",
                         help="print one JSON document on stdout (for scripts)")
-    p = argparse.ArgumentParser(prog="recsim-marl", description=__doc__.split("\n\n")[0])
+    common.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error instead of one line")
+    p = ArgumentParser(prog="recsim-marl", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    presets = _presets()
 
     s = sub.add_parser("presets", parents=[common], help="list scenarios")
     s.set_defaults(func=cmd_presets)
 
     s = sub.add_parser("demo", parents=[common],
-                       help="train a DQN for a couple of minutes and compare it to baselines")
-    s.add_argument("--preset", default="default", choices=_presets())
-    s.add_argument("--steps", type=int, default=100_000, help="DQN training env steps")
-    s.add_argument("--sessions", type=int, default=64, help="concurrent sessions")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--eval-seeds", type=int, default=3)
-    s.add_argument("--eval-steps", type=int, default=300)
-    s.add_argument("--run-root", default="runs")
+                       help="train a DQN for about two minutes and compare it to baselines")
+    s.add_argument("--preset", default="default", choices=presets, metavar="PRESET",
+                   help=f"scenario to train and evaluate on: {', '.join(presets)} "
+                        "(default: default)")
+    s.add_argument("--steps", type=int_at_least(1), default=DEMO_STEPS,
+                   help=f"DQN training env steps (default {DEMO_STEPS:,}, about two minutes "
+                        "on one core)")
+    s.add_argument("--sessions", type=int_at_least(1), default=64,
+                   help="concurrent sessions in training and evaluation (default 64)")
+    s.add_argument("--seed", type=int_at_least(0), default=0,
+                   help="training seed: world and DQN (default 0)")
+    s.add_argument("--eval-seeds", type=int_at_least(2), default=3,
+                   help="held-out worlds 10000, 10001, ... to evaluate on; >= 2 for a "
+                        "confidence interval (default 3)")
+    s.add_argument("--eval-steps", type=int_at_least(1), default=300,
+                   help="world steps in which evaluated sessions start (default 300)")
+    s.add_argument("--run-root", default="runs",
+                   help="folder for the run directory (default runs)")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("train", parents=[common], help="train from a TOML config")
@@ -626,44 +831,63 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key by its dotted path, e.g. run.total_steps=1000 "
                         "(repeatable)")
-    s.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from")
+    s.add_argument("--resume", type=Path, default=None,
+                   help="checkpoint (or run directory) to continue from, in its own directory")
+    s.add_argument("--light-checkpoints", action="store_true",
+                   help="save checkpoints without replay buffers (a DQN's is hundreds of MB): "
+                        "enough to evaluate; a resumed run refills its buffer from empty, so "
+                        "it no longer matches an uninterrupted run")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", parents=[common], help="evaluate a checkpoint on a scenario")
     s.add_argument("checkpoint", type=Path, help="runs/<run>/checkpoint.pt (or the run dir)")
-    s.add_argument("--scenario", default=None, choices=_presets(),
-                   help="preset (default: the training scenario)")
+    s.add_argument("--scenario", default=None, choices=presets, metavar="PRESET",
+                   help=f"scenario: {', '.join(presets)} (default: the training scenario)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="env override, e.g. env.n_candidates=20")
-    s.add_argument("--seeds", type=int, default=3, help="held-out world seeds 10000, 10001, ...")
-    s.add_argument("--steps", type=int, default=300, help="measured world steps per seed")
-    s.add_argument("--warmup", type=int, default=50, help="unmeasured world steps first")
-    s.add_argument("--sessions", type=int, default=64, help="concurrent sessions")
+    s.add_argument("--seeds", type=int_at_least(2), default=3,
+                   help="held-out world seeds 10000, 10001, ... (>= 2, default 3)")
+    s.add_argument("--steps", type=int_at_least(1), default=300,
+                   help="measured world steps per seed (default 300)")
+    s.add_argument("--warmup", type=int_at_least(0), default=50,
+                   help="unmeasured world steps first (default 50)")
+    s.add_argument("--sessions", type=int_at_least(1), default=64,
+                   help="concurrent sessions (default 64)")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("benchmark", parents=[common],
-                       help="scenarios x policies x seeds -> results/<suite>/")
-    s.add_argument("--suite", choices=("quick", "full"), default="quick")
-    s.add_argument("--workers", type=int, default=1, help="parallel processes")
-    s.add_argument("--out", default=None, help="output folder (default results/<suite>)")
+                       help="scenarios x policies x seeds -> results/<suite>-<time>/")
+    s.add_argument("--suite", choices=SUITE_NAMES, default="quick", metavar="SUITE",
+                   help="configs/suites/<suite>.toml: quick (small budgets, minutes) or full "
+                        "(the committed results/full/, about 27 CPU-minutes) (default quick)")
+    s.add_argument("--workers", type=int_at_least(1), default=1,
+                   help="parallel processes (default 1)")
+    s.add_argument("--out", default=None,
+                   help="output folder (default: a new results/<suite>-<time>/; "
+                        "--out results/full rewrites the committed results)")
     s.add_argument("--runs-dir", default=None,
                    help="TensorBoard run folder (default runs/benchmark_<suite>)")
-    s.add_argument("--scenarios", nargs="+", default=None, help="subset of scenarios")
-    s.add_argument("--policies", nargs="+", default=None, help="subset of policies")
-    s.add_argument("--seeds", type=int, default=None,
+    s.add_argument("--scenarios", nargs="+", default=None, choices=presets, metavar="PRESET",
+                   help=f"subset of scenarios: {', '.join(presets)}")
+    s.add_argument("--policies", nargs="+", default=None, choices=POLICIES, metavar="POLICY",
+                   help=f"subset of policies: {', '.join(POLICIES)}")
+    s.add_argument("--seeds", type=int_at_least(1), default=None,
                    help="run only the first N of the suite's reporting seeds")
-    s.add_argument("--seed-list", type=int, nargs="+", default=None, metavar="SEED",
-                   help="run these reporting seeds (tuning seeds are refused)")
+    s.add_argument("--seed-list", type=int_at_least(0), nargs="+", default=None,
+                   metavar="SEED", help="run these reporting seeds (tuning seeds are refused)")
     s.add_argument("--tiny", action="store_true",
                    help="tiny sizes and budgets (tests, smoke runs): seconds, not minutes")
-    s.add_argument("--replot", action="store_true",
-                   help="rewrite the tables and plots from an existing results.json")
+    s.add_argument("--replot", nargs="?", const="", default=None, metavar="DIR",
+                   help="redraw the tables and plots from DIR/results.json (default "
+                        "results/<suite>) into a new folder beside DIR, or into --out")
     s.set_defaults(func=cmd_benchmark)
 
     s = sub.add_parser("tensorboard", parents=[common],
                        help="start TensorBoard on the runs directory (127.0.0.1)")
-    s.add_argument("--logdir", default="runs")
-    s.add_argument("--port", type=int, default=None, help="default 6006, or a free port")
+    s.add_argument("--logdir", default="runs",
+                   help="folder of run directories to show (default runs)")
+    s.add_argument("--port", type=int_at_least(1), default=None,
+                   help="default 6006, or a free port")
     s.add_argument("--detach", action="store_true",
                    help="print the URL and pid and return, leaving the server running")
     s.set_defaults(func=cmd_tensorboard)
@@ -671,15 +895,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point (``recsim-marl``)."""
+    """Console-script entry point (``recsim-marl``).
+
+    Exit status: 0 success, 2 a bad argument or config (one line naming the option, the value
+    and what is allowed), 1 any other error (one line; ``--debug`` shows the traceback),
+    130 interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "workers", 1) is not None and getattr(args, "workers", 1) < 1:
-        parser.error("--workers must be >= 1")
+    prog = f"recsim-marl {args.command}"
     try:
         return int(args.func(args) or 0)
-    except ConfigError as e:
-        print(f"recsim-marl {args.command}: error: {e}", file=sys.stderr)
+    except ValueError as e:  # ConfigError, and the library's bad-input errors
+        if args.debug:
+            raise
+        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -687,6 +917,16 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `recsim-marl presets | head -1`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as e:  # noqa: BLE001 - one line unless --debug
+        if args.debug:
+            raise
+        print(f"{prog}: error: {type(e).__name__}: {_one_line(e)} (rerun with --debug for the "
+              "traceback)", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
 
 
 if __name__ == "__main__":

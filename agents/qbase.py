@@ -349,4 +349,7 @@ class ReplayQLearner(QLearner):
         self.q_net.load_state_dict(state["q_net"])
         self.q_target.load_state_dict(state["q_target"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.replay.load_state_dict(state["replay"])
+        if "replay" in state:
+            self.replay.load_state_dict(state["replay"])
+        else:  # a light checkpoint (agents.runner.RunConfig.light_checkpoints): refill from empty
+            self.replay.size = self.replay.pos = 0

@@ -53,6 +53,9 @@ from recsim_env.world import World
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
+REPLAY_KEY = "replay"
+"""The entry of a learner's ``state_dict`` holding its replay buffer (DQN, SlateQ), left out
+of light checkpoints."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +79,10 @@ class RunConfig:
         checkpoint_every: env steps between checkpoints (0: only at the end / on Ctrl-C).
         save_checkpoints: write checkpoints at all (False for throw-away benchmark runs: a
             checkpoint holds every replay buffer, hundreds of MB; Ctrl-C then loses the run).
+        light_checkpoints: leave the learners' replay buffers out of checkpoints (a DQN's
+            is hundreds of MB; what remains is a few MB, enough to evaluate). A run resumed
+            from one refills its buffers from empty, so it no longer matches an uninterrupted
+            run bit for bit.
         eval_at_start: evaluate the untrained policies before the first step (step 0 of the
             ``eval/*`` curves).
         run_root: directory holding run directories (``runs/``).
@@ -96,6 +103,7 @@ class RunConfig:
     log_every: int = 10_000
     checkpoint_every: int = 0
     save_checkpoints: bool = True
+    light_checkpoints: bool = False
     eval_at_start: bool = False
     run_root: str = "runs"
     algo: str = "custom"
@@ -116,7 +124,8 @@ class RunConfig:
             need(getattr(self, name) >= 0, name, ">= 0")
         for name in ("eval_steps", "max_session_steps", "provider_episode_steps", "log_every"):
             need(getattr(self, name) >= 1, name, ">= 1")
-        for name in ("save_checkpoints", "eval_at_start", "progress", "stdout_log"):
+        for name in ("save_checkpoints", "light_checkpoints", "eval_at_start", "progress",
+                     "stdout_log"):
             need(isinstance(getattr(self, name), bool), name, "a bool")
         need(self.save_checkpoints or self.checkpoint_every == 0, "checkpoint_every",
              "0 when save_checkpoints is False")
@@ -289,7 +298,7 @@ class Runner:
         return {
             "format": 2,
             "world": self.world.state_dict(),
-            "learners": {a.name: a.learner.state_dict() for a in self.assignments},
+            "learners": {a.name: self._learner_state(a.learner) for a in self.assignments},
             "callbacks": [cb.state_dict() for cb in self.callbacks],
             "rollout": self.rollout.state_dict(),
             "runner": {
@@ -301,6 +310,12 @@ class Runner:
                 "eval_history": [{k: v for k, v in e.items()} for e in self.eval_history],
             },
         }
+
+    def _learner_state(self, learner: Any) -> dict[str, Any]:
+        state = learner.state_dict()
+        if self.run.light_checkpoints:
+            state.pop(REPLAY_KEY, None)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` (same config, learners, callbacks and run settings)."""

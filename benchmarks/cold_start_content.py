@@ -19,12 +19,15 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from agents.experiments import cold_start  # noqa: E402
-from agents.experiments.common import RESULTS_ROOT  # noqa: E402
+from agents.experiments.common import RESULTS_ROOT, new_results_dir  # noqa: E402
+
+COMMITTED = RESULTS_ROOT / "cold_start"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,9 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-steps", type=int, default=None,
                    help="world steps of the evaluation window")
     p.add_argument("--dqn-steps", type=int, default=None, help="DQN training env steps")
-    p.add_argument("--out", type=Path, default=RESULTS_ROOT / "cold_start")
-    p.add_argument("--replot", action="store_true",
-                   help="only rewrite results.md and results.png from --out/results.json")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"results folder (default: a new {COMMITTED}-<time>/; --out "
+                        f"{COMMITTED} rewrites the committed results)")
+    p.add_argument("--replot", nargs="?", const="", default=None, metavar="DIR",
+                   help=f"only redraw results.md and results.png from DIR/results.json (default "
+                        f"{COMMITTED}) into a new folder beside DIR, or into --out")
     args = p.parse_args(argv)
     if args.workers < 1:
         p.error("--workers must be >= 1")
@@ -65,13 +71,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run (or replot) the study; prints results.md and returns the result."""
     args = parse_args(argv)
-    if args.replot:
+    if args.replot is not None:
+        # read DIR/results.json; write beside DIR unless --out says where (DIR itself included)
+        source = Path(args.replot) if args.replot else (args.out or COMMITTED)
+        if not (source / "results.json").is_file():
+            print(f"cold_start_content.py: error: --replot: no results.json in {str(source)!r}",
+                  file=sys.stderr)
+            raise SystemExit(2)
+        args.out = args.out or new_results_dir(f"{source.name}-replot", source.parent)
+        args.out.mkdir(parents=True, exist_ok=True)
+        if args.out.resolve() != source.resolve():
+            shutil.copyfile(source / "results.json", args.out / "results.json")
         result = cold_start.replot(args.out)
     else:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         logging.getLogger("recsim_env").setLevel(logging.WARNING)  # one line per encoder
         command = "python benchmarks/cold_start_content.py " + " ".join(
             sys.argv[1:] if argv is None else argv)
+        args.out = args.out or new_results_dir(COMMITTED.name)
         result = cold_start.run_study(args.spec, out=args.out, workers=args.workers,
                                       command=command.strip())
     print((args.out / "results.md").read_text())

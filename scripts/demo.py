@@ -1,10 +1,12 @@
 """The main job on the default scenario: what ``make demo`` runs.
 
-Trains a DQN with the runner for a couple of minutes (TensorBoard curves in ``runs/``), then
-evaluates it on held-out seeds next to random, most-popular and the (privileged) myopic oracle
-and prints the table. The same as ``recsim-marl demo``:
+Trains a DQN with the runner (``agents.cli.DEMO_STEPS`` env steps, about two minutes on one
+core; TensorBoard curves in ``runs/``), then evaluates it on held-out seeds next to random,
+most-popular and the (privileged) myopic oracle, prints the table, what each column means, a
+one-sentence verdict and the path of its learning-curve plot. The same as
+``recsim-marl demo``; ``--help`` lists the options:
 
-    python scripts/demo.py [--steps 100000] [--preset default] [--quiet] [--json]
+    python scripts/demo.py [--steps N] [--preset default] [--quiet] [--json]
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ seeds and across roles:
   for every policy, common random numbers);
 * ``CURVE_OFFSET + s`` (:data:`CURVE`): the world of the learning curves.
 
-Results go under one root, ``results/`` (:data:`RESULTS_ROOT`), one folder per experiment.
+Results go under one root, ``results/`` (:data:`RESULTS_ROOT`). A run writes a new folder,
+``results/<experiment>-<YYYYmmdd-HHMMSS>/`` (:func:`new_results_dir`), unless it is given
+``--out``: the committed folders (``results/full/``, ...) are only rewritten when asked.
 """
 
 from __future__ import annotations
@@ -24,11 +26,30 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["CURVE", "CURVE_OFFSET", "EVAL", "EVAL_OFFSET", "RESULTS_ROOT", "SEED_KEYS", "TRAIN",
-           "SeedPlan", "init_worker", "run_pool"]
+           "SeedPlan", "init_worker", "new_results_dir", "run_pool"]
 
 RESULTS_ROOT = Path("results")
 """Where every experiment writes (``results/<experiment>/``), relative to the working
 directory."""
+
+
+
+def new_results_dir(name: str, root: str | Path = RESULTS_ROOT) -> Path:
+    """A folder that does not exist yet: ``<root>/<name>-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``,
+    ... appended when a run in the same second took it). Not created.
+
+    Runs write here by default so that nothing committed is overwritten unless ``--out``
+    names it.
+    """
+    import time
+
+    base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, k = base, 1
+    while path.exists():
+        k += 1
+        path = base.with_name(f"{base.name}-{k}")
+    return path
+
 
 TRAIN, EVAL, CURVE = "train", "eval", "curve"
 EVAL_OFFSET = 10_000

@@ -80,6 +80,7 @@ import logging
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -90,7 +91,7 @@ import numpy as np
 
 from agents.callbacks import Callback
 from agents.checkpoint import from_json, write_json
-from agents.experiments.common import RESULTS_ROOT, SeedPlan, run_pool
+from agents.experiments.common import RESULTS_ROOT, SeedPlan, new_results_dir, run_pool
 from agents.stats import fmt_ci, mean_ci, paired_difference
 
 __all__ = ["N_AGENTS", "SEED_PLAN", "STUDY_OVERRIDES", "TABLE_COLUMNS", "AlgoSpec",
@@ -1041,12 +1042,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kwargs", default=None,
                    help='learner kwargs overrides as JSON per algo, e.g. '
                         '\'{"dqn": {"lr": 0.001, "train_every": 2}}\'')
-    p.add_argument("--replot", "--report-only", dest="replot", action="store_true",
-                   help="rewrite results.md and the plots from --out/results.json, run nothing")
+    p.add_argument("--replot", "--report-only", dest="replot", nargs="?", const="", default=None,
+                   metavar="DIR",
+                   help=f"redraw results.md and the plots from DIR/results.json (default "
+                        f"{DEFAULT_OUT}) into a new folder beside DIR, or into --out; run "
+                        "nothing")
     p.add_argument("--quick", action="store_true", help="tiny smoke run (seconds)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-run lines")
     p.add_argument("--out", default=None,
-                   help=f"results folder (default {DEFAULT_OUT}; --quick: {QUICK_OUT})")
+                   help=f"results folder (default: a new {DEFAULT_OUT}-<time>/; --quick: "
+                        f"{QUICK_OUT}; --out {DEFAULT_OUT} rewrites the committed results)")
     p.add_argument("--run-root", default=None,
                    help=f"where run directories go (default {DEFAULT_RUN_ROOT}; --quick: "
                         "<out>/runs)")
@@ -1064,14 +1069,24 @@ def main(argv: list[str] | None = None) -> int:
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
-    out = Path(args.out) if args.out else (QUICK_OUT if args.quick else DEFAULT_OUT)
-    if args.replot:
+    if args.replot is not None:
+        # read DIR/results.json; write beside DIR unless --out says where (DIR itself included)
+        source = Path(args.replot) if args.replot else (Path(args.out) if args.out
+                                                        else DEFAULT_OUT)
+        out = Path(args.out) if args.out else new_results_dir(f"{source.name}-replot",
+                                                              source.parent)
         try:
+            if not (source / "results.json").is_file():
+                raise ValueError(f"--replot: no results.json in {str(source)!r}")
+            out.mkdir(parents=True, exist_ok=True)
+            if out.resolve() != source.resolve():
+                shutil.copyfile(source / "results.json", out / "results.json")
             replot(out)
         except ValueError as e:
             parser.error(str(e))
         print(f"rewrote {out}/results.md, curves.png, disagreement.png")
         return 0
+    out = Path(args.out) if args.out else (QUICK_OUT if args.quick else new_results_dir(NAME))
     run_root = Path(args.run_root) if args.run_root else (
         out / "runs" if args.quick else DEFAULT_RUN_ROOT)
     algos = ["dqn", "ppo"] if args.algo == "both" else [args.algo]

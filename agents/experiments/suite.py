@@ -70,11 +70,14 @@ log = logging.getLogger(__name__)
 SCENARIOS = ("default", "recsim_ie", "cold_start", "long_term")
 
 # --------------------------------------------------------------------------- policies
-BASELINE_POLICIES = ("random", "most_popular", "epsilon_greedy", "ucb1", "thompson", "linucb",
-                     "online_mf", "content_similarity")
-ORACLE_POLICIES = ("myopic_oracle", "long_term_oracle")
-LEARNED_POLICIES = ("tabular_q", "linear_q", "dqn", "slateq", "ppo", "sb3_dqn", "consensus_dqn")
-POLICIES = BASELINE_POLICIES + ORACLE_POLICIES + LEARNED_POLICIES
+from agents.experiments.names import (  # noqa: E402  (re-exported: one home, no torch)
+    BASELINE_POLICIES,
+    LEARNED_POLICIES,
+    ORACLE_POLICIES,
+    POLICIES,
+    SUITE_NAMES,
+)
+
 ONLINE_BASELINES = ("epsilon_greedy", "ucb1", "thompson", "linucb", "online_mf",
                     "content_similarity")
 """Baselines that learn while they serve: evaluated exploring and updating."""
@@ -169,9 +172,6 @@ class Suite:
             return {}  # baselines without a table take their defaults
         hp.update({k: v for k, v in self.hparam_overrides.items() if k in hp})
         return hp
-
-
-SUITE_NAMES = ("quick", "full")
 
 
 def load_suite(name: str) -> Suite:
@@ -713,9 +713,17 @@ def plot_learning_curves(path: Path, spec: Suite, records: list[dict[str, Any]])
             ax.fill_between(steps, mean - ci, mean + ci, alpha=0.2)
             plotted = plotted or bool(np.isfinite(mean).any() and (steps > 0).all())
         ax.set_title(scenario)
-        ax.set_xlabel("env steps")
+        ax.set_xlabel("env steps of training")
         if plotted:
             ax.set_xscale("log")  # budgets differ by 10x between learners
+            # short tick labels (1k, 2k, 5k, 10k, ...) that do not overlap
+            short = matplotlib.ticker.FuncFormatter(
+                lambda x, _: f"{x / 1000:g}k" if x >= 1000 else f"{x:g}")
+            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10))
+            ax.xaxis.set_minor_locator(matplotlib.ticker.LogLocator(base=10, subs=(2, 5)))
+            ax.xaxis.set_major_formatter(short)
+            ax.xaxis.set_minor_formatter(short)
+            ax.tick_params(axis="x", which="both", labelsize=8)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("eval session return")
     handles, labels = axes[0][0].get_legend_handles_labels()
@@ -728,31 +736,46 @@ def plot_learning_curves(path: Path, spec: Suite, records: list[dict[str, Any]])
 
 
 def plot_bars(path: Path, spec: Suite, rows: list[dict[str, Any]], metric: str) -> None:
-    """One headline metric: a bar per policy (95% CI whiskers), a panel per scenario."""
+    """One headline metric: a horizontal bar per policy (95% CI whiskers), a panel per
+    scenario sharing the policy names, coloured by kind with a legend (baseline, privileged
+    oracle, learned) and the direction of the metric in the axis label."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     scenarios = [s for s in spec.scenarios if any(r["scenario"] == s for r in rows)]
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(4.2 * len(scenarios), 3.4),
-                             squeeze=False)
+    policies = [p for p in spec.policies if any(r["policy"] == p for r in rows)]
+    fig, axes = plt.subplots(1, len(scenarios), figsize=(3.3 * len(scenarios) + 1.4,
+                                                         0.28 * len(policies) + 1.6),
+                             squeeze=False, sharey=True)
     colors = {"baseline": "#8da0cb", "oracle": "#bbbbbb", "learned": "#fc8d62"}
-    for ax, scenario in zip(axes[0], scenarios):
-        srows = [r for r in rows if r["scenario"] == scenario]
-        x = np.arange(len(srows))
-        mean = np.array([r[f"{metric}_mean"] for r in srows])
-        ci = np.nan_to_num(np.array([r[f"{metric}_ci95"] for r in srows]))
-        ax.bar(x, np.nan_to_num(mean), yerr=ci, color=[colors[r["kind"]] for r in srows],
-               capsize=2)
-        ax.set_xticks(x, [_short(r["policy"]) for r in srows], rotation=70, fontsize=7)
+    y = np.arange(len(policies))
+    for ax, scenario in zip(axes[0], scenarios, strict=True):
+        by_policy = {r["policy"]: r for r in rows if r["scenario"] == scenario}
+        mean = np.array([by_policy.get(p, {}).get(f"{metric}_mean", np.nan) for p in policies],
+                        dtype=float)
+        ci = np.nan_to_num(np.array([by_policy.get(p, {}).get(f"{metric}_ci95", np.nan)
+                                     for p in policies], dtype=float))
+        ax.barh(y, np.nan_to_num(mean), xerr=ci, capsize=2,
+                color=[colors[policy_kind(p)] for p in policies])
         ax.set_title(scenario)
-        ax.grid(axis="y", alpha=0.3)
-        for xi in np.flatnonzero(~np.isfinite(mean)):
-            ax.text(xi, 0, "n/a", ha="center", va="bottom", fontsize=6, rotation=90)
-    axes[0][0].set_ylabel(METRIC_LABELS.get(metric, metric))
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
+        ax.grid(axis="x", alpha=0.3)
+        for yi in np.flatnonzero(~np.isfinite(mean)):
+            ax.text(0, yi, " n/a", ha="left", va="center", fontsize=8)
+    axes[0][0].set_yticks(y, [_short(p) for p in policies], fontsize=9)
+    axes[0][0].invert_yaxis()  # the table's order, top to bottom
+    better = {True: "higher is better", False: "lower is better"}.get(
+        HIGHER_IS_BETTER.get(metric), "")
+    fig.supxlabel(f"{METRIC_LABELS.get(metric, metric)}"
+                  + (f" ({better})" if better else "") + ", mean ± 95% CI", fontsize=10)
+    fig.legend(handles=[Patch(color=colors[k], label=label) for k, label in
+                        (("baseline", "baseline"), ("oracle", "oracle † (privileged)"),
+                         ("learned", "learned"))],
+               loc="upper center", ncol=3, frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
@@ -873,6 +896,9 @@ def replot(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path) -> dict[st
     for r in records:  # the error field is text, never NaN
         r["error"] = None if isinstance(r.get("error"), float) else r.get("error")
     seeds = doc["seeds"]
+    if "tuning_seeds" not in seeds:
+        raise ValueError(f"{path}: written before the suite named its tuning and reporting "
+                         "seeds; rerun the suite to replot it")
     spec = dataclasses.replace(spec, scenarios=tuple(doc["spec"]["scenarios"]),
                                policies=tuple(doc["spec"]["policies"]),
                                seed_plan=SeedPlan(tuple(seeds["tuning_seeds"]),

@@ -26,7 +26,8 @@ DummyVecEnv of the same preset. Targets: ``vecenv@4096`` on ``recsim_ie`` >= 150
 ``vecenv@256`` >= 50x ``dummy@256``.
 
 Results: a table on stdout, ``throughput.json`` (or ``throughput_pairs.json`` with
-``--pairs``) in ``--out`` (default ``results/throughput``).
+``--pairs``) in ``--out`` (default a new ``results/throughput-<time>/``; the committed
+``results/throughput/`` is rewritten only with ``--out results/throughput``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ import numpy as np
 import recsim_env
 from agents.checkpoint import write_json
 from agents.experiments import recsim_reference
-from agents.experiments.common import RESULTS_ROOT, init_worker
+from agents.experiments.common import RESULTS_ROOT, init_worker, new_results_dir
 from recsim_env.items import random_slates
 from recsim_env.vector import RecommenderVecEnv
 from recsim_env.world import World
@@ -410,13 +411,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="timed seconds per run (default 1.5, --quick 0.3)")
     p.add_argument("--repeats", type=int, default=None,
                    help="runs per cell, median reported (default 3, --quick 1)")
-    p.add_argument("--out", type=Path, default=OUT_DIR, help=f"output folder (default {OUT_DIR})")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"output folder (default: a new {OUT_DIR}-<time>/; --out {OUT_DIR} "
+                        "rewrites the committed results)")
     p.add_argument("--recsim-venv", type=Path, default=None,
                    help="RecSim's virtual environment (default .venv-recsim)")
     p.add_argument("--pairs", type=int, default=0,
                    help="only the VecEnv/world@4096 vs RecSim ratio, in N interleaved pairs "
                         "(median reported)")
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = new_results_dir(OUT_DIR.name, OUT_DIR.parent)
     logging.basicConfig(format="%(message)s")
     logging.getLogger("agents.experiments").setLevel(logging.INFO)  # progress, RecSim's venv
     _one_thread()

@@ -80,6 +80,68 @@ def test_bad_override_names_the_key(tmp_path, capsys, item, key):
     assert key in err
 
 
+@pytest.mark.parametrize("argv, option", [
+    (["demo", "--steps", "-5"], "--steps"),
+    (["demo", "--sessions", "-1"], "--sessions"),
+    (["demo", "--eval-seeds", "0"], "--eval-seeds"),
+    (["demo", "--preset", "nope"], "--preset"),
+    (["benchmark", "--policies", "dqnn"], "--policies"),
+    (["benchmark", "--scenarios", "defualt"], "--scenarios"),
+    (["benchmark", "--seeds", "-1"], "--seeds"),
+    (["benchmark", "--seeds", "9"], "seeds"),
+    (["benchmark", "--workers", "0"], "--workers"),
+    (["benchmark", "--suite", "fulll"], "--suite"),
+    (["benchmark", "--replot", "no/such/folder"], "--replot"),
+    (["train", "--set", "learner.kwargs.lr=abc"], "learner.kwargs.lr"),
+    (["train", "--set", "learner.kwargs.hidden=64"], "learner.kwargs.hidden"),
+    (["evaluate", "no/such/run"], "checkpoint"),
+    (["evaluate", "no/such/run", "--seeds", "1"], "--seeds"),
+    (["tensorboard", "--logdir", "no/such/runs"], "--logdir"),
+    (["tensorboard", "--port", "x"], "--port"),
+])
+def test_user_errors_are_one_line_with_status_2(tmp_path, monkeypatch, capsys, argv, option):
+    monkeypatch.chdir(tmp_path)  # nothing may be written where the command runs
+    if argv[0] == "train":
+        argv = [*argv, "--set", f"run.run_root={tmp_path}"]
+    try:
+        rc = cli.main(argv)
+    except SystemExit as e:  # argparse's errors exit from the parser
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and option in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_bad_value_of_any_kind_names_option_value_and_allowed(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["demo", "--steps", "-5"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--steps" in err and "-5" in err and ">= 1" in err
+
+
+def test_debug_shows_the_traceback_and_other_errors_are_one_line(monkeypatch, capsys):
+    def boom(args):
+        raise RuntimeError("something\nbroke")
+
+    monkeypatch.setattr(cli, "cmd_presets", boom)
+    assert cli.main(["presets"]) == 1  # the parser was built after the patch
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "RuntimeError: something broke" in err
+    assert "--debug" in err and "Traceback" not in err
+    with pytest.raises(RuntimeError):
+        cli.main(["presets", "--debug"])
+
+
+def test_every_option_has_help_text():
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if a.choices and a.dest == "command")
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            assert action.help, f"recsim-marl {name} {action.option_strings or action.dest}"
+
+
 def test_overrides_parse_toml_values():
     cfg = cli.apply_overrides({"run": {}}, ["run.total_steps=1_000", "env.preset=cold_start",
                                             "learner.kwargs.hidden=[8, 8]",
@@ -128,6 +190,19 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert 0 < doc["metrics"]["ctr"]["mean"] < 1
 
 
+def test_train_light_checkpoints_evaluate(tmp_path, capsys):
+    rc, out, err = run_cli(capsys, "train", CONFIG, *TINY, "--set", f"run.run_root={tmp_path}",
+                           "--quiet", "--light-checkpoints")
+    assert rc == 0, err
+    run_dir = Path(out.splitlines()[0].removeprefix("run directory: "))
+    from agents.checkpoint import load_checkpoint
+
+    assert "replay" not in load_checkpoint(run_dir / "checkpoint.pt")["learners"]["recommender"]
+    rc, out, err = run_cli(capsys, "evaluate", run_dir, "--seeds", 2, "--steps", 10,
+                           "--sessions", 8, "--json")
+    assert rc == 0, err
+
+
 def test_train_json_prints_the_run_dir(tmp_path, capsys):
     path = tmp_path / "random.toml"
     path.write_text('[learner]\nname = "random"\n[run]\ntotal_steps = 256\nn_sessions = 8\n'
@@ -138,13 +213,40 @@ def test_train_json_prints_the_run_dir(tmp_path, capsys):
     assert Path(doc["run_dir"]).parent == tmp_path and doc["steps"] >= 256
 
 
-def test_demo_smoke(tmp_path, capsys):
+def test_demo_tells_a_story(tmp_path, capsys):
     rc, out, err = run_cli(capsys, "demo", "--steps", 256, "--sessions", 8, "--eval-seeds", 2,
                            "--eval-steps", 20, "--run-root", tmp_path, "--quiet")
     assert rc == 0, err
+    assert "warn" not in (out + err).lower()
     for name in ("random", "most_popular", "myopic_oracle", "dqn"):
         assert name in out
-    assert f"tensorboard --logdir {tmp_path}" in out
+    for key in cli.DEMO_COLUMNS:  # one line per column: what it measures, which way is better
+        assert any(line.strip().startswith(key) and "is better" in line
+                   for line in out.splitlines()), key
+    (verdict,) = [line for line in out.splitlines() if line.startswith("Verdict:")]
+    assert "random" in verdict and "% of the gap" in verdict and "oracle" in verdict
+    (plot_line,) = [line for line in out.splitlines() if line.startswith("Learning curve: ")]
+    plot = Path(plot_line.removeprefix("Learning curve: "))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    run_dir = plot.parent
+    assert run_dir.parent == tmp_path and run_dir.name.startswith("default__dqn__0__")
+    # the run folder is one that `recsim-marl evaluate` accepts (a light checkpoint)
+    rc, out, err = run_cli(capsys, "evaluate", run_dir, "--seeds", 2, "--steps", 10,
+                           "--sessions", 8, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["scenario"] == "default"
+
+
+def test_demo_verdict_sentence():
+    rows = {"random": {"return": (50.0, 2.0)},
+            "myopic_oracle (privileged)": {"return": (90.0, 2.0)},
+            "dqn (trained)": {"return": (70.0, 3.0)}}
+    v = cli.demo_verdict(rows)
+    assert "beat random" in v and "50% of the gap" in v
+    rows["dqn (trained)"] = {"return": (51.0, 3.0)}
+    assert "not a clear win" in cli.demo_verdict(rows)
+    rows["dqn (trained)"] = {"return": (40.0, 3.0)}
+    assert "did not beat random" in cli.demo_verdict(rows)
 
 
 def _get_json(url, timeout=5):

@@ -333,3 +333,36 @@ def test_training_evaluation_and_suite_count_the_same_session_returns(tmp_path):
     assert len(trained) == direct["sessions"] > 0
     assert np.mean(trained) == pytest.approx(direct["return"], rel=1e-12)
     assert suite["metrics"]["return"] == pytest.approx(direct["return"], rel=1e-12)
+
+
+def test_light_checkpoints_leave_the_replay_buffer_out_and_resume_from_empty(tmp_path):
+    from agents.factory import make_learner
+
+    cfg = make_config("default", n_items_initial=60, n_items_max=200)
+
+    def runner(light, run_dir=None):
+        dqn = make_learner("dqn", cfg, seed=0, buffer_size=2_000, batch_size=16, hidden=(16,),
+                           learning_starts=32)
+        run = RunConfig(total_steps=256, n_sessions=8, eval_steps=5, run_root=str(tmp_path),
+                        progress=False, light_checkpoints=light, algo="dqn", scenario="default")
+        return Runner(cfg, {"recommender": dqn}, run, run_dir=run_dir), dqn
+
+    sizes = {}
+    for light in (False, True):
+        r, dqn = runner(light)
+        r.train()
+        r.close()
+        state = load_checkpoint(r.run_dir / CHECKPOINT_NAME)["learners"]["recommender"]
+        assert ("replay" in state) is not light
+        sizes[light] = (r.run_dir / CHECKPOINT_NAME).stat().st_size
+        filled = len(dqn.replay)
+    assert sizes[True] < sizes[False] / 2
+    # resuming a light checkpoint: the weights come back, the buffer starts empty
+    r2, dqn2 = runner(True, run_dir=r.run_dir)
+    r2.load()
+    assert filled > 0 and len(dqn2.replay) == 0
+    for a, b in zip(dqn.q_net.parameters(), dqn2.q_net.parameters()):
+        assert np.array_equal(a.detach().numpy(), b.detach().numpy())
+    r2.resume(total_steps=320)
+    r2.close()
+    assert len(dqn2.replay) > 0

@@ -111,8 +111,8 @@ def test_replot_rewrites_the_outputs_from_results_json(quick, tmp_path):
     shutil.copytree(out, copy)
     (copy / "results.md").unlink()
     (copy / "bar_return.png").unlink()
-    rc = cli.main(["benchmark", "--suite", "quick", "--tiny", "--replot", "--out", str(copy),
-                   "--runs-dir", str(runs), "--quiet"])
+    rc = cli.main(["benchmark", "--suite", "quick", "--tiny", "--replot", str(copy), "--out",
+                   str(copy), "--runs-dir", str(runs), "--quiet"])
     assert rc == 0
     assert (copy / "bar_return.png").is_file() and (copy / "results.md").is_file()
     with (out / "results.csv").open() as f:
@@ -148,3 +148,56 @@ def test_hyperparameters_come_from_the_config_tables():
     assert spec.hparams("dqn", "recsim_ie") == learner_hparams("dqn", "recsim_ie")
     assert learner_hparams("dqn", "recsim_ie")["gamma"] != learner_hparams("dqn", "default")[
         "gamma"]
+
+
+def test_replot_writes_beside_its_input_unless_told(quick, tmp_path):
+    import shutil
+
+    out, runs = quick
+    src = tmp_path / "quick"
+    shutil.copytree(out, src)
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    rc = cli.main(["benchmark", "--suite", "quick", "--tiny", "--replot", str(src),
+                   "--runs-dir", str(runs), "--quiet"])
+    assert rc == 0
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # the input is untouched
+    (new,) = [p for p in tmp_path.iterdir() if p.name.startswith("quick-replot-")]
+    for name in FILES:
+        assert (new / name).is_file(), name
+
+
+def _git(*args, cwd):
+    import subprocess
+
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
+                          timeout=120).stdout
+
+
+def test_suite_and_replot_leave_a_clone_clean(tmp_path, monkeypatch):
+    """The default outputs of a run and of ``--replot`` are new folders: on a fresh clone no
+    tracked file changes (the committed results/full/ included)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        pytest.skip("needs git and a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--shared", str(repo), str(clone)], check=True,
+                   timeout=120)
+    if not (clone / "results" / "full" / "results.json").is_file():
+        pytest.skip("this checkout has no committed results/full/")
+    monkeypatch.chdir(clone)
+    assert cli.main(["benchmark", "--suite", "full", "--tiny", "--scenarios", "default",
+                     "--policies", "random", "myopic_oracle", "--seeds", "2", "--quiet"]) == 0
+    (run,) = [p for p in (clone / "results").iterdir() if p.name.startswith("full-")]
+    committed = json.loads((clone / "results" / "full" / "results.json").read_text())
+    # --replot's default input is the committed results/full/ (a results.json written before
+    # the seed plan cannot be replotted: then replot the run just made)
+    source = [] if "tuning_seeds" in committed["seeds"] else [str(run.relative_to(clone))]
+    assert cli.main(["benchmark", "--suite", "full", "--tiny", "--replot", *source,
+                     "--quiet"]) == 0
+    assert _git("status", "--porcelain", "--untracked-files=no", cwd=clone) == ""
+    made = sorted(p.name for p in (clone / "results").iterdir() if p.name.startswith("full-"))
+    assert len(made) == 2 and any("-replot-" in n for n in made), made
