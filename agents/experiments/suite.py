@@ -71,7 +71,6 @@ SCENARIOS = ("default", "recsim_ie", "cold_start", "long_term")
 
 # --------------------------------------------------------------------------- policies
 from agents.experiments.names import (  # noqa: E402  (re-exported: one home, no torch)
-    BASELINE_POLICIES,
     LEARNED_POLICIES,
     ORACLE_POLICIES,
     POLICIES,
@@ -384,7 +383,7 @@ MAX_SESSION_STEPS = 1000
 
 
 def drift_snapshots(spec: Suite, scenario: str = "default", policy: str = "myopic_oracle",
-                    n_times: int = 4, max_users: int = 1500) -> dict[str, Any]:
+                    n_times: int = 41, max_users: int = 1500) -> dict[str, Any]:
     """Users' interests at ``n_times`` evenly spaced steps of one run (the interest-drift
     picture), on the evaluation world of the first reporting seed. Only users in a session
     drift endogenously, so the picture keeps the ``max_users`` users who spent the most steps
@@ -401,7 +400,7 @@ def drift_snapshots(spec: Suite, scenario: str = "default", policy: str = "myopi
     rollout = Rollout(world, assign_rows(learner, world.n_sessions),
                       np.random.default_rng([seed, EVAL_STREAM]),
                       max_session_steps=MAX_SESSION_STEPS)
-    times = np.linspace(0, spec.drift_steps, n_times).round().astype(int)
+    times = np.unique(np.linspace(0, spec.drift_steps, n_times).round().astype(int))
     served = np.zeros(world.n_users, np.int64)
     snaps = []
     for t in range(spec.drift_steps + 1):
@@ -686,8 +685,10 @@ def _short(policy: str) -> str:
             "long_term_oracle": "long-term†", "consensus_dqn": "consensus"}.get(policy, policy)
 
 
-def plot_learning_curves(path: Path, spec: Suite, records: list[dict[str, Any]]) -> None:
-    """Evaluation return during training, mean over seeds with a 95% CI band."""
+def plot_learning_curves(path: Path, spec: Suite, records: list[dict[str, Any]],
+                         references: dict[str, dict[str, float]] | None = None) -> None:
+    """Evaluation return during training, mean over seeds with a 95% CI band, with the
+    random and myopic-oracle returns on the same protocol as dashed reference lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -712,6 +713,11 @@ def plot_learning_curves(path: Path, spec: Suite, records: list[dict[str, Any]])
             ax.plot(steps, mean, label=_short(policy), lw=1.5)
             ax.fill_between(steps, mean - ci, mean + ci, alpha=0.2)
             plotted = plotted or bool(np.isfinite(mean).any() and (steps > 0).all())
+        ref_style = {"random": ("0.45", "random"), "myopic_oracle": ("k", "myopic oracle†")}
+        for policy, value in (references or {}).get(scenario, {}).items():
+            if math.isfinite(value):
+                color, label = ref_style.get(policy, ("0.3", policy))
+                ax.axhline(value, color=color, ls="--", lw=1.1, label=label)
         ax.set_title(scenario)
         ax.set_xlabel("env steps of training")
         if plotted:
@@ -779,67 +785,86 @@ def plot_bars(path: Path, spec: Suite, rows: list[dict[str, Any]], metric: str) 
     plt.close(fig)
 
 
-def radial_projection(interest: np.ndarray, sharpness: float = 4.0) -> np.ndarray:
-    """2-D projection of interest vectors: topic ``t`` is anchored at angle ``2 pi t / T`` on
-    the unit circle and a user sits at the softmax(``sharpness`` x interest)-weighted mean of
-    the anchors (RadViz). Users with one dominant topic sit near its anchor, users with mixed
-    interests near the centre, and drift shows as movement.
-
-    Args:
-        interest: (..., T) interests in [-1, 1].
-
-    Returns:
-        (..., 2) float64.
-    """
-    x = np.asarray(interest, dtype=np.float64)
-    n_topics = x.shape[-1]
-    angle = 2 * np.pi * np.arange(n_topics) / n_topics
-    anchors = np.stack([np.cos(angle), np.sin(angle)], axis=1)  # (T, 2)
-    z = sharpness * x
-    w = np.exp(z - z.max(axis=-1, keepdims=True))
-    w /= w.sum(axis=-1, keepdims=True)
-    return w @ anchors
+def dominant_topic_shares(interests: np.ndarray) -> np.ndarray:
+    """(times, topics): the share of users whose favourite topic (largest interest) is each
+    topic, at each snapshot of ``interests (times, users, topics)``."""
+    x = np.asarray(interests)
+    n_times, n_users, n_topics = x.shape
+    fav = x.argmax(axis=2)  # (times, users)
+    counts = (fav[:, :, None] == np.arange(n_topics)).sum(axis=1)
+    return counts / max(n_users, 1)
 
 
-def plot_interest_drift(path: Path, drift: dict[str, Any], n_trails: int = 40) -> None:
-    """Users' interest vectors at several times (radial 2-D projection, see
-    :func:`radial_projection`), coloured by each user's dominant topic; the last panel traces
-    a few users through every snapshot."""
+def plot_interest_drift(path: Path, drift: dict[str, Any], n_users_shown: int = 4) -> None:
+    """Interest drift in two panels: the share of users whose favourite topic is each topic
+    over time (a stacked area: drift moves the bands), and a few users' interest in every
+    topic over time (each line one topic, coloured as in the left panel)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     x = np.asarray(drift["interests"], dtype=np.float64)  # (times, users, topics)
-    proj = radial_projection(x)  # (times, users, 2)
+    times = np.asarray(drift["times"])
     n_times, n_users, n_topics = x.shape
     cmap = plt.get_cmap("tab10" if n_topics <= 10 else "tab20")
-    fig, axes = plt.subplots(1, n_times, figsize=(3.0 * n_times, 3.3), squeeze=False)
-    angle = 2 * np.pi * np.arange(n_topics) / n_topics
-    trail = np.linspace(0, n_users - 1, min(n_trails, n_users)).astype(int)
-    for i, ax in enumerate(axes[0]):
-        topic = x[i].argmax(axis=1)
-        ax.scatter(proj[i, :, 0], proj[i, :, 1], c=cmap(topic % cmap.N), s=3, alpha=0.5,
-                   linewidths=0, rasterized=True)
-        ax.scatter(np.cos(angle), np.sin(angle), c=cmap(np.arange(n_topics) % cmap.N), s=40,
-                   marker="s", edgecolors="k", linewidths=0.5)
-        if i == n_times - 1:  # trails of a few users across all snapshots
-            for u in trail:
-                ax.plot(proj[:, u, 0], proj[:, u, 1], color="k", lw=0.6, alpha=0.6)
-                ax.plot(proj[-1, u, 0], proj[-1, u, 1], "k.", ms=3)
-        share = np.bincount(x[i].argmax(axis=1), minlength=n_topics).max() / n_users
-        ax.set_title(f"step {drift['times'][i]} (largest topic {share:.0%})", fontsize=8)
-        ax.set_xlim(-1.15, 1.15)
-        ax.set_ylim(-1.15, 1.15)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"user interests drifting on {drift['scenario']} under {drift['policy']}: "
-                 "topics on a circle (squares), users at their softmax-weighted topic mix, "
-                 "colour = dominant topic; last panel: trails", fontsize=8)
+    colors = [cmap(t % cmap.N) for t in range(n_topics)]
+    fig = plt.figure(figsize=(11, 4.2))
+    grid = fig.add_gridspec(2, 3, width_ratios=(1.4, 1, 1))
+    ax = fig.add_subplot(grid[:, 0])
+    shares = dominant_topic_shares(x)
+    ax.stackplot(times, shares.T, colors=colors, labels=[f"topic {t}" for t in range(n_topics)],
+                 alpha=0.85)
+    ax.set_xlim(times[0], times[-1])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("world step")
+    ax.set_ylabel("share of users whose favourite topic it is")
+    ax.set_title("favourite topics over time", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.16), ncol=min(n_topics, 5), fontsize=7,
+              frameon=False)
+    # a few users who moved the most: their interest in each topic over time
+    moved = np.abs(x[-1] - x[0]).sum(axis=1)
+    shown = np.argsort(-moved, kind="stable")[:n_users_shown]
+    for k, u in enumerate(shown):
+        axu = fig.add_subplot(grid[k // 2, 1 + k % 2])
+        for t in range(n_topics):
+            axu.plot(times, x[:, u, t], color=colors[t], lw=1.2)
+        axu.set_ylim(-1.05, 1.05)
+        axu.axhline(0, color="0.7", lw=0.6)
+        axu.set_title(f"user {k + 1}: interest per topic", fontsize=8)
+        axu.tick_params(labelsize=7)
+        if k // 2 == 1:
+            axu.set_xlabel("world step", fontsize=8)
+    fig.suptitle(f"Interest drift on {drift['scenario']} under {drift['policy']} "
+                 f"({n_users} users who were served the most)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+REFERENCE_POLICIES = ("random", "myopic_oracle")
+"""Baselines drawn as reference lines on the learning curves."""
+
+
+def curve_references(spec: Suite) -> dict[str, dict[str, float]]:
+    """Mean session return of :data:`REFERENCE_POLICIES` under the learning curves' own
+    protocol (curve worlds ``20000 + s``, ``curve_eval_steps`` steps, ``train_sessions``
+    slots), per scenario: the lines a learning curve should climb from and toward."""
+    from agents.factory import make_learner
+
+    out: dict[str, dict[str, float]] = {}
+    for scenario in spec.scenarios:
+        cfg = scenario_config(spec, scenario)
+        out[scenario] = {}
+        for policy in REFERENCE_POLICIES:
+            if policy not in POLICIES:
+                continue
+            vals = [evaluate(make_learner(policy, cfg, seed=s), cfg,
+                             seed=SeedPlan.world(CURVE, s), n_sessions=spec.train_sessions,
+                             steps=spec.curve_steps(scenario), max_session_steps=MAX_SESSION_STEPS,
+                             ground_truth=False)["return"] for s in spec.seeds]
+            out[scenario][policy] = mean_ci(vals)[0]
+    return out
 
 
 # --------------------------------------------------------------------------- driver
@@ -869,6 +894,7 @@ def run_suite(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path, workers
     records = run_pool(run_task, jobs, workers=workers, progress=progress,
                        desc=f"benchmark {spec.name}")
     drift = drift_snapshots(spec, "default" if "default" in spec.scenarios else spec.scenarios[0])
+    references = curve_references(spec)
     seconds = time.perf_counter() - t0
     for r in records:
         if r.get("error"):
@@ -877,7 +903,7 @@ def run_suite(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path, workers
     rows = aggregate(spec, records)
     targets = check_targets(rows)
     files = write_outputs(spec, out_dir, runs_dir, rows, records, drift, targets, seconds,
-                          workers)
+                          workers, references=references)
     return {"rows": rows, "targets": targets, "files": files, "seconds": seconds,
             "n_tasks": len(tasks)}
 
@@ -906,8 +932,10 @@ def replot(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path) -> dict[st
     rows = aggregate(spec, records)
     targets = check_targets(rows)
     drift = drift_snapshots(spec, "default" if "default" in spec.scenarios else spec.scenarios[0])
+    references = doc.get("curve_references") or curve_references(spec)
     files = write_outputs(spec, out_dir, Path(runs_dir), rows, records, drift, targets,
-                          float(doc["seconds"]), int(doc["workers"]), hparams_experiment=False)
+                          float(doc["seconds"]), int(doc["workers"]), hparams_experiment=False,
+                          references=references)
     return {"rows": rows, "targets": targets, "files": files, "seconds": float(doc["seconds"]),
             "n_tasks": len(records)}
 
@@ -915,7 +943,8 @@ def replot(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path) -> dict[st
 def write_outputs(spec: Suite, out_dir: Path, runs_dir: Path, rows: list[dict[str, Any]],
                   records: list[dict[str, Any]], drift: dict[str, Any],
                   targets: dict[str, Any], seconds: float, workers: int, *,
-                  hparams_experiment: bool = True) -> list[str]:
+                  hparams_experiment: bool = True,
+                  references: dict[str, dict[str, float]] | None = None) -> list[str]:
     """Every file of ``results/<suite>/`` plus the hparams experiment in ``runs_dir``."""
     files = []
     write_csv(out_dir / "results.csv", rows)
@@ -930,12 +959,12 @@ def write_outputs(spec: Suite, out_dir: Path, runs_dir: Path, rows: list[dict[st
            "targets": targets, "runs": per_seed,
            "hparams": {p: {s: spec.hparams(p, s) for s in spec.scenarios}
                        for p in spec.policies},
-           "seeds": spec.seed_plan.to_dict()}
+           "seeds": spec.seed_plan.to_dict(), "curve_references": references or {}}
     write_json(out_dir / "results.json", doc, indent=None)
     files.append(out_dir / "results.json")
     write_markdown(out_dir / "results.md", spec, rows, targets, seconds, workers, records)
     files.append(out_dir / "results.md")
-    plot_learning_curves(out_dir / "learning_curves.png", spec, records)
+    plot_learning_curves(out_dir / "learning_curves.png", spec, records, references)
     files.append(out_dir / "learning_curves.png")
     for metric in HEADLINE:
         plot_bars(out_dir / f"bar_{metric}.png", spec, rows, metric)
