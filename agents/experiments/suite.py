@@ -822,16 +822,17 @@ def plot_interest_drift(path: Path, drift: dict[str, Any], n_users_shown: int = 
     ax.set_title("favourite topics over time", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(0, -0.16), ncol=min(n_topics, 5), fontsize=7,
               frameon=False)
-    # a few users who moved the most: their interest in each topic over time
-    moved = np.abs(x[-1] - x[0]).sum(axis=1)
-    shown = np.argsort(-moved, kind="stable")[:n_users_shown]
+    # the users who spent the most steps in sessions: their interest in each topic over time
+    served = np.asarray(drift.get("session_steps", np.zeros(n_users)))
+    shown = np.argsort(-served, kind="stable")[:n_users_shown]
     for k, u in enumerate(shown):
         axu = fig.add_subplot(grid[k // 2, 1 + k % 2])
         for t in range(n_topics):
             axu.plot(times, x[:, u, t], color=colors[t], lw=1.2)
         axu.set_ylim(-1.05, 1.05)
         axu.axhline(0, color="0.7", lw=0.6)
-        axu.set_title(f"user {k + 1}: interest per topic", fontsize=8)
+        axu.set_title(f"user {k + 1} ({int(served[u])} session steps): interest per topic",
+                      fontsize=8)
         axu.tick_params(labelsize=7)
         if k // 2 == 1:
             axu.set_xlabel("world step", fontsize=8)
