@@ -974,7 +974,7 @@ class ProjectedContentSimilarity(ContentSimilarity):
 
     Raw cosine similarity in a text encoder's space is dominated by what every description
     shares (templates, quality words); mapping content into topic space first lets the same
-    user model serve every encoder (``benchmarks/results/cold_start``).
+    user model serve every encoder (``results/cold_start``).
 
     The observed user summary holds ``(1 - history_decay) * history``, and a click adds the
     clicked item's topic mixture ``m`` to ``history``. So for a clicked row ``m = (h' -

@@ -580,7 +580,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
         # (no click is worth 0.5 of affinity): a random item is clicked about a quarter of
         # the time, a well-matched one more than twice as often. With a slate of 3 and
         # no_click_utility 0 users clicked 3 slates in 4 whatever was shown, which left content
-        # almost nothing to win (benchmarks/results/cold_start). Purer topics make an item's
+        # almost nothing to win (results/cold_start). Purer topics make an item's
         # description say what it is about; a returning base of 25 users per recommender lets
         # per-user profiles build up; satiation is off because its boredom punishes exactly
         # the similar-content streaks a content-based recommender makes (see long_term).
