@@ -201,3 +201,13 @@ def test_suite_and_replot_leave_a_clone_clean(tmp_path, monkeypatch):
     assert _git("status", "--porcelain", "--untracked-files=no", cwd=clone) == ""
     made = sorted(p.name for p in (clone / "results").iterdir() if p.name.startswith("full-"))
     assert len(made) == 2 and any("-replot-" in n for n in made), made
+
+
+def test_benchmark_runs_from_any_directory(tmp_path, monkeypatch):
+    """The suite's spec and hyperparameters ship inside the package: no clone needed."""
+    monkeypatch.chdir(tmp_path)
+    rc = cli.main(["benchmark", "--suite", "quick", "--tiny", "--scenarios", "recsim_ie",
+                   "--policies", "random", "--quiet"])
+    assert rc == 0
+    out = [p for p in (tmp_path / "results").iterdir() if p.name.startswith("quick-")]
+    assert len(out) == 1 and (out[0] / "results.json").is_file()
