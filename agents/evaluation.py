@@ -116,6 +116,7 @@ def evaluate(policy: Any, config: EnvConfig, *, seed: int, n_sessions: int = 64,
     counters0: dict[str, float] = {}
     counters1: dict[str, float] = {}
     censored = 0
+    impressions: np.ndarray | None = None
     t = 0
     while True:
         in_window = start <= t < stop
@@ -123,6 +124,9 @@ def evaluate(policy: Any, config: EnvConfig, *, seed: int, n_sessions: int = 64,
             counters0 = dict(world.counters)
         if t == stop:
             counters1 = dict(world.counters)
+            if ledger is not None:  # items that arrive after the window were never available
+                ledger.sync(world.catalog)
+                impressions = ledger.impressions()
         running = (rollout.started_at >= start) & (rollout.started_at < stop)
         if t >= stop and not running.any():
             break
@@ -167,7 +171,7 @@ def evaluate(policy: Any, config: EnvConfig, *, seed: int, n_sessions: int = 64,
     if not counters1:
         counters1 = dict(world.counters)
     return _summarise(sums, rets, lens, counters0, counters1, censored, steps, catalog_mode,
-                      ledger, prov_imp, ground_truth, world)
+                      impressions, prov_imp, ground_truth, world)
 
 
 class _Snapshot:
@@ -210,8 +214,8 @@ def _pre_step(world: World, slots: np.ndarray, ground_truth: bool
 
 def _summarise(sums: dict[str, float], rets: list[np.ndarray], lens: list[np.ndarray],
                c0: dict[str, float], c1: dict[str, float], censored: int, steps: int,
-               catalog_mode: bool, ledger: Any, prov_imp: np.ndarray, ground_truth: bool,
-               world: World) -> dict[str, float]:
+               catalog_mode: bool, impressions: np.ndarray | None, prov_imp: np.ndarray,
+               ground_truth: bool, world: World) -> dict[str, float]:
     nan = float("nan")
 
     def ratio(a: float, b: float) -> float:
@@ -239,9 +243,8 @@ def _summarise(sums: dict[str, float], rets: list[np.ndarray], lens: list[np.nda
         "censored_sessions": float(censored),
         "steps": float(steps),
     }
-    if catalog_mode and ledger is not None:
-        ledger.sync(world.catalog)
-        imp = ledger.impressions()
+    if catalog_mode and impressions is not None:
+        imp = impressions
         out["coverage"] = coverage(int((imp > 0).sum()), int(imp.size))
         out["gini"] = gini(imp) if imp.size else nan
         out["provider_gini"] = gini(prov_imp) if prov_imp.sum() > 0 else nan
