@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 import recsim_env
+from agents.cli import ArgumentParser, int_at_least
 from agents.factory import learner_names, make_learner
 from agents.hparams import learner_hparams
 from agents.runner import RunConfig, Runner
@@ -41,37 +42,64 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="default", choices=recsim_env.PRESETS)
+    p = ArgumentParser(prog="scripts/train.py", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="default", choices=recsim_env.PRESETS,
+                   help="the scenario")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable)")
     p.add_argument("--learner", default="dqn", choices=learner_names(),
                    help="learner shared by every recommender")
-    p.add_argument("--provider-learner", choices=learner_names(), default=None)
-    p.add_argument("--user-learner", choices=learner_names(), default=None)
-    p.add_argument("--learner-kwargs", type=json.loads, default={},
+    p.add_argument("--provider-learner", choices=learner_names(), default=None,
+                   help="learner shared by the provider agents (needs --set n_providers=N)")
+    p.add_argument("--user-learner", choices=learner_names(), default=None,
+                   help="one learner per user agent (needs --set n_user_agents=N)")
+    p.add_argument("--learner-kwargs", type=_json_dict, default={},
                    help="JSON dict of recommender learner options on top of the learner's "
                         "table for the preset (configs/learners/<learner>.toml), "
                         'e.g. \'{"gamma": 0.9}\'')
-    p.add_argument("--steps", type=int, default=100_000, help="env steps (session-steps)")
-    p.add_argument("--n-sessions", type=int, default=None,
+    p.add_argument("--steps", type=int_at_least(1), default=100_000,
+                   help="env steps (session-steps)")
+    p.add_argument("--n-sessions", type=int_at_least(1), default=None,
                    help="concurrent sessions served by the shared recommender learner")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=0)
-    p.add_argument("--eval-steps", type=int, default=500)
-    p.add_argument("--checkpoint-every", type=int, default=0)
-    p.add_argument("--run-root", default="runs")
+    p.add_argument("--seed", type=int_at_least(0), default=0,
+                   help="training world and learner seed")
+    p.add_argument("--eval-every", type=int_at_least(0), default=0,
+                   help="env steps between evaluations (0: only at the end)")
+    p.add_argument("--eval-steps", type=int_at_least(1), default=500,
+                   help="world steps in which the evaluated sessions start")
+    p.add_argument("--checkpoint-every", type=int_at_least(0), default=0,
+                   help="env steps between checkpoints (0: at the end and on Ctrl-C)")
+    p.add_argument("--run-root", default="runs", help="folder of the run folders")
     p.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return p
 
 
+def _json_dict(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {raw!r} ({e})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {raw!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point."""
+    """Entry point: bad input is one line on stderr and exit status 2."""
     torch.set_num_threads(1)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except ValueError as e:  # bad config, learner option or checkpoint
+        parser.error(" ".join(str(e).split()))
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     cfg = recsim_env.make_config(args.preset, **parse_overrides(args.set))
     run = RunConfig(total_steps=args.steps, n_sessions=args.n_sessions, seed=args.seed,
                     eval_every=args.eval_every, eval_steps=args.eval_steps,

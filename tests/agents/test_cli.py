@@ -294,3 +294,17 @@ def _alive(pid):
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--steps", "-5"], "--steps"),
+    (["--set", "n_users=abc", "--steps", "10"], "n_users"),
+    (["--learner-kwargs", "[1, 2]"], "--learner-kwargs"),
+])
+def test_train_script_bad_input_is_one_line(tmp_path, args, names):
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), *args,
+                           "--run-root", str(tmp_path), "--quiet"],
+                          capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and names in lines[0], proc.stderr
+    assert not any(tmp_path.iterdir())  # nothing was written
