@@ -24,6 +24,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from agents.cli import ArgumentParser  # noqa: E402
 from agents.experiments import cold_start  # noqa: E402
 from agents.experiments.common import RESULTS_ROOT, new_results_dir  # noqa: E402
 
@@ -32,7 +33,8 @@ COMMITTED = RESULTS_ROOT / "cold_start"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="benchmarks/cold_start_content.py",
+                       description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny budgets (smoke test)")
     p.add_argument("--workers", type=int, default=1, help="worker processes")
     p.add_argument("--encoders", nargs="+", default=None, choices=cold_start.ENCODERS)

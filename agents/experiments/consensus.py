@@ -1014,27 +1014,29 @@ def parse_kwargs(text: str | None) -> dict[str, dict[str, Any]]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python benchmarks/consensus.py``."""
-    p = argparse.ArgumentParser(prog="benchmarks/consensus.py",
+    from agents.cli import ArgumentParser, int_at_least  # one-line errors, exit status 2
+
+    p = ArgumentParser(prog="benchmarks/consensus.py",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--algo", choices=("dqn", "ppo", "both"), default="both")
-    p.add_argument("--seeds", type=int, default=None,
+    p.add_argument("--seeds", type=int_at_least(1), default=None,
                    help="run the first N seeds of the role (default all 5; --quick: 2)")
-    p.add_argument("--seed-list", type=int, nargs="+", default=None, metavar="SEED",
+    p.add_argument("--seed-list", type=int_at_least(0), nargs="+", default=None, metavar="SEED",
                    help="run these seeds (reporting seeds; tuning seeds with --pilot)")
     p.add_argument("--pilot", action="store_true",
                    help=f"a tuning run on the tuning seeds {list(SEED_PLAN.tuning)} and "
                         f"evaluation worlds {list(TUNING_EVAL_SEEDS)}, labelled as a pilot")
-    p.add_argument("--eval-steps", type=int, default=None,
+    p.add_argument("--eval-steps", type=int_at_least(1), default=None,
                    help="world steps in which evaluated sessions start, each followed to its "
                         "end (default: per algorithm)")
-    p.add_argument("--eval-seeds", type=int, nargs="+", default=None,
+    p.add_argument("--eval-seeds", type=int_at_least(0), nargs="+", default=None,
                    help=f"held-out evaluation world seeds (default {list(REPORTING_EVAL_SEEDS)};"
                         f" --pilot: {list(TUNING_EVAL_SEEDS)})")
     p.add_argument("--no-common-init", action="store_true",
                    help="start each agent's network from its own random weights")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=int_at_least(1), default=None,
                    help="env steps per run (default: per algorithm)")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--workers", type=int_at_least(1), default=1, help="parallel worker processes")
     p.add_argument("--skew", type=float, default=1.5, help="cohort_topic_skew (0: identical)")
     p.add_argument("--settings", default=None,
                    help="comma-separated substrings: run only matching consensus settings "

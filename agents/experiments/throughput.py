@@ -400,7 +400,10 @@ def _one_thread() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python benchmarks/throughput.py ...``: measure, print the table, write JSON."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    from agents.cli import ArgumentParser  # one-line errors, exit status 2
+
+    p = ArgumentParser(prog="benchmarks/throughput.py", description=__doc__,
+                       formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--vs-recsim", action="store_true", help="also run Google's RecSim")
     p.add_argument("--quick", action="store_true", help="short runs, few sizes")
     p.add_argument("--all", action="store_true",
