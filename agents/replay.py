@@ -11,9 +11,9 @@ plumbing is :mod:`agents.qbase`).
 * :func:`rng_state` / :func:`set_rng_state`: a ``np.random.Generator`` state as plain data (so
   that ``torch.load(weights_only=True)`` can read it back).
 
-Everything a learner saves goes through :func:`to_saveable`: ``torch.load(weights_only=True)``
-refuses numpy arrays, so arrays are stored as tensors and turned back with
-:func:`from_saveable`.
+``torch.load(weights_only=True)`` refuses numpy arrays, so learners store arrays as tensors
+(whole checkpoints go through :func:`agents.checkpoint.to_saveable`, the project's one saver)
+and turn them back with :func:`as_array`.
 """
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ from recsim_env.world import ObsLayout
 __all__ = [
     "ReplayBuffer",
     "check_obs",
+    "as_array",
     "credited_item",
-    "from_saveable",
     "linear_schedule",
     "obs_layout",
     "rng_state",
     "set_rng_state",
-    "to_saveable",
     "top_k_slates",
 ]
 
@@ -126,23 +125,8 @@ def _plain(x: Any) -> Any:
     return x
 
 
-def to_saveable(x: Any) -> Any:
-    """Nested dicts/lists with numpy arrays -> the same with tensors (copies)."""
-    if isinstance(x, dict):
-        return {k: to_saveable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return type(x)(to_saveable(v) for v in x)
-    if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.array(x, copy=True))
-    if isinstance(x, torch.Tensor):
-        return x.detach().clone()
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
-def from_saveable(x: Any) -> np.ndarray:
-    """A tensor (or array) saved by :func:`to_saveable` -> a fresh numpy array."""
+def as_array(x: Any) -> np.ndarray:
+    """A saved tensor (or array) of a learner's state -> a fresh numpy array."""
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy().copy()
     return np.array(x, copy=True)
@@ -222,5 +206,5 @@ class ReplayBuffer:
                              f"this buffer's {self.capacity}")
         size = int(state["size"])
         for name in self._FIELDS:
-            getattr(self, name)[:size] = from_saveable(state[name])
+            getattr(self, name)[:size] = as_array(state[name])
         self.size, self.pos = size, int(state["pos"])

@@ -38,7 +38,7 @@ import torch
 
 from agents.base import Transition
 from agents.qbase import QLearner, check_gamma_lr
-from agents.replay import credited_item, from_saveable
+from agents.replay import as_array, credited_item
 from recsim_env.config import EnvConfig
 from recsim_env.world import ObsLayout
 
@@ -166,7 +166,7 @@ class TabularQ(QLearner):
         return {"q": torch.from_numpy(self.q.copy())}
 
     def _load_model_state(self, state: dict[str, Any]) -> None:
-        q = from_saveable(state["q"])
+        q = as_array(state["q"])
         if q.shape != self.q.shape:
             raise ValueError(f"Q table shape {q.shape} in the state differs from {self.q.shape}")
         self.q = q.astype(np.float64)
