@@ -2,7 +2,7 @@
 
     python benchmarks/consensus.py --workers 2                 # DQN then PPO, reporting seeds
     python benchmarks/consensus.py --algo dqn --workers 2      # DQN only
-    python benchmarks/consensus.py --quick --out /tmp/q        # smoke run (seconds)
+    python benchmarks/consensus.py --quick                     # smoke run (seconds)
     python benchmarks/consensus.py --replot                    # redo md + plots from json
     python benchmarks/consensus.py --pilot --algo dqn          # a pilot on the tuning seeds
 

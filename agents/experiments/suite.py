@@ -367,7 +367,7 @@ def _run_task(spec: Suite, scenario: str, policy: str, seed: int, runs_dir: Path
         hparams = {"scenario": scenario, "policy": policy, "seed": seed, "train_steps": steps,
                    "train_sessions": n, **hp}
         write_hparams(runner.run_dir, hparams, {k: metrics[k] for k in METRIC_KEYS})
-        res.update(train_steps=steps, curve=curve, run_dir=str(runner.run_dir),
+        res.update(train_steps=steps, curve=curve, run_dir=_portable(runner.run_dir),
                    train_seconds=train_seconds,
                    hparams={k: _hp_value(v) for k, v in hparams.items()})
     else:
@@ -380,6 +380,15 @@ def _run_task(spec: Suite, scenario: str, policy: str, seed: int, runs_dir: Path
 
 MAX_SESSION_STEPS = 1000
 """Time limit of a session in training and evaluation (truncation)."""
+
+
+def _portable(path: Path) -> str:
+    """``path`` relative to the working directory (results files name no machine paths);
+    its last part when it lies elsewhere."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return Path(path).name
 
 
 def drift_snapshots(spec: Suite, scenario: str = "default", policy: str = "myopic_oracle",
