@@ -43,7 +43,7 @@ def role_spaces(config: EnvConfig, role: str) -> tuple[spaces.Space, spaces.Spac
     """One agent's ``(observation_space, action_space)`` for ``role``."""
     world = World(config)
     if role == "recommender":
-        obs = spaces.Box(-np.inf, np.inf, (world.layout.size,), np.float32)
+        obs = world.layout.space()
         return obs, recommender_action_space(config)
     if role == "provider":
         obs = spaces.Box(-np.inf, np.inf, (world.provider_obs_dim,), np.float32)

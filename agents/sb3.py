@@ -34,6 +34,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from agents.base import ActContext, Transition
+from agents.sb3_policies import default_policy
 from recsim_env.items import random_slates
 from recsim_env.slates import decode_no_repeat, no_repeat_space
 
@@ -49,14 +50,20 @@ def algo_class(name: str) -> type[BaseAlgorithm]:
 
 
 def make_model(algo: str, env: gym.Env | VecEnv, *, seed: int = 0,
-               tensorboard_log: str | Path | None = None, **kwargs: Any) -> BaseAlgorithm:
-    """An SB3 model with an ``MlpPolicy`` on CPU (``DQN`` needs a ``Discrete`` action space:
-    slate size 1)."""
+               tensorboard_log: str | Path | None = None, policy: Any = None,
+               **kwargs: Any) -> BaseAlgorithm:
+    """An SB3 model on CPU (``DQN`` needs a ``Discrete`` action space: slate size 1).
+
+    ``policy`` defaults to :func:`agents.sb3_policies.default_policy`: the candidate-scoring
+    policies on a recommender's observation space, ``MlpPolicy`` on any other.
+    """
     cls = algo_class(algo)
     if cls is DQN and not isinstance(env.action_space, spaces.Discrete):
         raise ValueError(f"DQN needs a Discrete action space (slate_size=1), got "
                          f"{env.action_space}")
-    return cls("MlpPolicy", env, seed=seed, device="cpu",
+    if policy is None:
+        policy = default_policy(algo.lower(), env.observation_space)
+    return cls(policy, env, seed=seed, device="cpu",
                tensorboard_log=None if tensorboard_log is None else str(tensorboard_log),
                verbose=0, **kwargs)
 

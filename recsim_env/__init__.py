@@ -15,7 +15,7 @@ from typing import Any
 
 from recsim_env.config import PRESET_DESCRIPTIONS, PRESETS, EnvConfig, make_config
 from recsim_env.parallel import ENV_NAME, RecSimParallelEnv
-from recsim_env.world import ObsLayout, World
+from recsim_env.world import ObsLayout, RecommenderObsSpace, World
 
 __all__ = [
     "ENV_NAME",
@@ -23,6 +23,7 @@ __all__ = [
     "PRESET_DESCRIPTIONS",
     "EnvConfig",
     "ObsLayout",
+    "RecommenderObsSpace",
     "RecSimParallelEnv",
     "World",
     "make_config",

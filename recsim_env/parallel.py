@@ -139,7 +139,7 @@ def agent_spaces(config: EnvConfig, world: Any, recommenders: list[str], provide
     obs: dict[str, spaces.Space] = {}
     act: dict[str, spaces.Space] = {}
     for a in recommenders:
-        obs[a] = spaces.Box(-np.inf, np.inf, (world.layout.size,), np.float32)
+        obs[a] = world.layout.space()
         act[a] = recommender_action_space(config)
     for a in providers:
         obs[a] = spaces.Box(-np.inf, np.inf, (world.provider_obs_dim,), np.float32)

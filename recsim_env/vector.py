@@ -72,7 +72,7 @@ class RecommenderVecEnv(VecEnv):
         self.render_mode = None
         self.world = World(self.config, n_sessions=num_envs)
         self.layout = self.world.layout
-        obs_space = spaces.Box(-np.inf, np.inf, (self.layout.size,), np.float32)
+        obs_space = self.layout.space()
         super().__init__(num_envs, obs_space, recommender_action_space(self.config))
         self._seeder = np.random.default_rng()
         self._rng = np.random.default_rng()

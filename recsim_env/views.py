@@ -293,7 +293,7 @@ class RecommenderView(SingleAgentView):
         super().__init__(agent, config, **kwargs)
         if self.role != "recommender":
             raise ValueError(f"RecommenderView exposes a recommender, got {agent!r}")
-        self.observation_space = spaces.Box(-np.inf, np.inf, (self.layout.size,), np.float32)
+        self.observation_space = self.layout.space()
         self.action_space = recommender_action_space(self.config)
         self._row = np.array([self.index])
 

@@ -16,6 +16,7 @@ import dataclasses
 from typing import Any, NamedTuple
 
 import numpy as np
+from gymnasium import spaces
 
 from recsim_env import choice as choice_lib
 from recsim_env import items as items_lib
@@ -93,10 +94,25 @@ class ObsLayout:
 
     def split(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Split ``(..., size)`` observations into ``(..., user_dim)`` and
-        ``(..., n_candidates, item_dim)`` (views, no copy)."""
+        ``(..., n_candidates, item_dim)`` (views, no copy; torch tensors work too)."""
         user = obs[..., : self.user_dim]
         cand = obs[..., self.user_dim:].reshape(obs.shape[:-1] + (self.n_candidates, self.item_dim))
         return user, cand
+
+    def space(self) -> RecommenderObsSpace:
+        """The recommender observation space of this layout (every face uses it)."""
+        return RecommenderObsSpace(self)
+
+
+class RecommenderObsSpace(spaces.Box):
+    """A recommender's observation space: a flat float32 ``Box`` that also carries its
+    :class:`ObsLayout`, so that a policy built from the space alone (for example
+    ``PPO(agents.sb3_policies.CandidateScoringPolicy, env)``) can split user and candidate
+    features. It is equal to the plain ``Box`` of the same shape."""
+
+    def __init__(self, layout: ObsLayout, seed: int | np.random.Generator | None = None) -> None:
+        super().__init__(-np.inf, np.inf, (layout.size,), np.float32, seed=seed)
+        self.layout = layout
 
 
 class Candidates(NamedTuple):
