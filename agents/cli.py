@@ -715,8 +715,16 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         result = suite_mod.replot(spec, out_dir=out_dir, runs_dir=runs_dir)
     else:
         out_dir = Path(args.out) if args.out else new_results_dir(args.suite)
-        result = suite_mod.run_suite(spec, out_dir=out_dir, runs_dir=runs_dir,
-                                     workers=args.workers, progress=not (args.quiet or args.json))
+        if args.update is not None and not args.policies:
+            raise ConfigError("--update needs --policies: the policies to run again")
+        try:
+            result = suite_mod.run_suite(spec, out_dir=out_dir, runs_dir=runs_dir,
+                                         workers=args.workers, update=args.update,
+                                         progress=not (args.quiet or args.json))
+        except ValueError as e:
+            if args.update is None:
+                raise
+            raise ConfigError(str(e)) from None
     payload = {"suite": spec.name, "out_dir": str(out_dir), "runs_dir": str(runs_dir),
                "files": result["files"], "seconds": result["seconds"],
                "targets": result["targets"]}
@@ -875,6 +883,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only the first N of the suite's reporting seeds")
     s.add_argument("--seed-list", type=int_at_least(0), nargs="+", default=None,
                    metavar="SEED", help="run these reporting seeds (tuning seeds are refused)")
+    s.add_argument("--update", default=None, metavar="DIR",
+                   help="run only --policies (on --scenarios) again and keep the other runs of "
+                        "the suite run in DIR (e.g. results/full) in the new results")
     s.add_argument("--tiny", action="store_true",
                    help="tiny sizes and budgets (tests, smoke runs): seconds, not minutes")
     s.add_argument("--replot", nargs="?", const="", default=None, metavar="DIR",

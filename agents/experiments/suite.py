@@ -634,7 +634,8 @@ def summary_table(spec: Suite, rows: list[dict[str, Any]], metric: str = "return
 
 def write_markdown(path: Path, spec: Suite, rows: list[dict[str, Any]],
                    targets: dict[str, Any], seconds: float, workers: int,
-                   records: list[dict[str, Any]] = ()) -> str:
+                   records: list[dict[str, Any]] = (),
+                   provenance: dict[str, Any] | None = None) -> str:
     """``results.md``: per-scenario tables, notes and the target checks."""
     cpu = sum(float(r.get("cpu_seconds") or 0.0) for r in records)
     lines = [f"# Benchmark `{spec.name}`", "",
@@ -651,8 +652,15 @@ def write_markdown(path: Path, spec: Suite, rows: list[dict[str, Any]],
              "†: privileged oracle (reads the hidden user state). ‡: some runs failed (see "
              "`results.json`). n/a: undefined (fresh documents have no item identity, so no "
              "item, provider or cold-start metrics; the oracle gap is shown only where the "
-             "long-term oracle beats the myopic one beyond their CIs).", "",
-             "## Mean session return", ""]
+             "long-term oracle beats the myopic one beyond their CIs).", ""]
+    if provenance:
+        redone = sorted({p for _, p in provenance["rerun"]})
+        lines += [f"Updated run: {', '.join(redone)} were run again on "
+                  f"{', '.join(sorted({sc for sc, _ in provenance['rerun']}))}; the other "
+                  f"{provenance['kept_runs']} runs are kept from the earlier run in "
+                  f"`{provenance['source']}` (same seeds and protocol; times include both).",
+                  ""]
+    lines += ["## Mean session return", ""]
     lines += summary_table(spec, rows) + [""]
     for scenario in spec.scenarios:
         srows = [r for r in rows if r["scenario"] == scenario]
@@ -887,22 +895,33 @@ def _task_cost(spec: Suite, scenario: str, policy: str) -> float:
 
 
 def run_suite(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path, workers: int = 1,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, update: str | Path | None = None) -> dict[str, Any]:
     """Run every (scenario, policy, reporting seed), then write the tables and plots.
+
+    Args:
+        update: the folder of an earlier run of this suite: run only ``spec``'s scenarios x
+            policies again and keep that run's other runs (same seeds), e.g. after changing
+            one learner. ``results.json`` records which runs were kept (``update``).
 
     Returns:
         ``{"rows", "targets", "files", "seconds", "n_tasks"}``.
     """
     spec.seed_plan.check_reporting(spec.seeds)
     out_dir, runs_dir = Path(out_dir), Path(runs_dir)
+    kept: list[dict[str, Any]] = []
+    provenance: dict[str, Any] | None = None
+    if update is not None:
+        spec, kept, provenance = _kept_runs(spec, Path(update))
     out_dir.mkdir(parents=True, exist_ok=True)
     runs_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    tasks = [(sc, p, s) for sc in spec.scenarios for p in spec.policies for s in spec.seeds]
+    rerun = provenance["rerun"] if provenance else None
+    tasks = [(sc, p, s) for sc in spec.scenarios for p in spec.policies for s in spec.seeds
+             if rerun is None or [sc, p] in rerun]
     tasks.sort(key=lambda t: -_task_cost(spec, t[0], t[1]))
     jobs = [(spec, sc, p, s, str(runs_dir)) for sc, p, s in tasks]
-    records = run_pool(run_task, jobs, workers=workers, progress=progress,
-                       desc=f"benchmark {spec.name}")
+    records = kept + run_pool(run_task, jobs, workers=workers, progress=progress,
+                              desc=f"benchmark {spec.name}")
     drift = drift_snapshots(spec, "default" if "default" in spec.scenarios else spec.scenarios[0])
     references = curve_references(spec)
     seconds = time.perf_counter() - t0
@@ -912,10 +931,41 @@ def run_suite(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path, workers
                         r["error"])
     rows = aggregate(spec, records)
     targets = check_targets(rows)
+    if provenance:
+        seconds += provenance["seconds"]
     files = write_outputs(spec, out_dir, runs_dir, rows, records, drift, targets, seconds,
-                          workers, references=references)
+                          workers, references=references, provenance=provenance)
     return {"rows": rows, "targets": targets, "files": files, "seconds": seconds,
             "n_tasks": len(tasks)}
+
+
+def _kept_runs(spec: Suite, folder: Path) -> tuple[Suite, list[dict[str, Any]], dict[str, Any]]:
+    """For ``run_suite(update=folder)``: the spec covering the earlier run's scenarios and
+    policies plus ``spec``'s, the earlier runs to keep, and the provenance record."""
+    import json
+
+    path = folder / "results.json"
+    if not path.is_file():
+        raise ValueError(f"update: no results.json in {str(folder)!r}; give the folder of a "
+                         "run of this suite")
+    doc = from_json(json.loads(path.read_text()))
+    seeds = doc.get("seeds", {})
+    if doc.get("suite") != spec.name or list(seeds.get("reporting_seeds", [])) != list(spec.seeds):
+        raise ValueError(f"update: {path} is suite {doc.get('suite')!r} on seeds "
+                         f"{seeds.get('reporting_seeds')}; expected suite {spec.name!r} on "
+                         f"{list(spec.seeds)}")
+    rerun = [[sc, p] for sc in spec.scenarios for p in spec.policies]
+    scenarios = [sc for sc in SCENARIOS if sc in doc["spec"]["scenarios"] or sc in spec.scenarios]
+    policies = [p for p in POLICIES if p in doc["spec"]["policies"] or p in spec.policies]
+    kept = [r for r in doc["runs"] if [r["scenario"], r["policy"]] not in rerun
+            and r["policy"] in POLICIES]
+    for r in kept:  # the error field is text, never NaN
+        r["error"] = None if isinstance(r.get("error"), float) else r.get("error")
+    provenance = {"source": _portable(folder), "seconds": float(doc["seconds"]),
+                  "rerun": rerun, "kept_runs": len(kept),
+                  "earlier": doc.get("update")}
+    full = dataclasses.replace(spec, scenarios=tuple(scenarios), policies=tuple(policies))
+    return full, kept, provenance
 
 
 def replot(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path) -> dict[str, Any]:
@@ -945,7 +995,7 @@ def replot(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path) -> dict[st
     references = doc.get("curve_references") or curve_references(spec)
     files = write_outputs(spec, out_dir, Path(runs_dir), rows, records, drift, targets,
                           float(doc["seconds"]), int(doc["workers"]), hparams_experiment=False,
-                          references=references)
+                          references=references, provenance=doc.get("update"))
     return {"rows": rows, "targets": targets, "files": files, "seconds": float(doc["seconds"]),
             "n_tasks": len(records)}
 
@@ -954,7 +1004,8 @@ def write_outputs(spec: Suite, out_dir: Path, runs_dir: Path, rows: list[dict[st
                   records: list[dict[str, Any]], drift: dict[str, Any],
                   targets: dict[str, Any], seconds: float, workers: int, *,
                   hparams_experiment: bool = True,
-                  references: dict[str, dict[str, float]] | None = None) -> list[str]:
+                  references: dict[str, dict[str, float]] | None = None,
+                  provenance: dict[str, Any] | None = None) -> list[str]:
     """Every file of ``results/<suite>/`` plus the hparams experiment in ``runs_dir``."""
     files = []
     write_csv(out_dir / "results.csv", rows)
@@ -970,9 +1021,12 @@ def write_outputs(spec: Suite, out_dir: Path, runs_dir: Path, rows: list[dict[st
            "hparams": {p: {s: spec.hparams(p, s) for s in spec.scenarios}
                        for p in spec.policies},
            "seeds": spec.seed_plan.to_dict(), "curve_references": references or {}}
+    if provenance:
+        doc["update"] = provenance
     write_json(out_dir / "results.json", doc, indent=None)
     files.append(out_dir / "results.json")
-    write_markdown(out_dir / "results.md", spec, rows, targets, seconds, workers, records)
+    write_markdown(out_dir / "results.md", spec, rows, targets, seconds, workers, records,
+                   provenance=provenance)
     files.append(out_dir / "results.md")
     plot_learning_curves(out_dir / "learning_curves.png", spec, records, references)
     files.append(out_dir / "learning_curves.png")

@@ -31,7 +31,7 @@ def deployed(policy, cfg, **kw):
     return evaluate(policy, cfg, learn=True, explore=True, ground_truth=False, **kw)
 
 
-PRIVILEGED = {"myopic_oracle", "long_term_oracle", "interest_probe"}
+PRIVILEGED = {"myopic_oracle", "horizon_oracle", "long_term_oracle", "interest_probe"}
 LEARNERS = ["epsilon_greedy", "ucb1", "thompson", "linucb", "online_mf", "content_similarity",
             "content_projected"]
 
@@ -292,13 +292,58 @@ def test_myopic_oracle_beats_random_on_recsim_ie():
     # so the budget that quality gives back is worth nothing and the two oracles tie there
     ("long_term", {"patience": None}, 128),
 ])
-def test_long_term_oracle_beats_myopic_oracle(preset, overrides, n_sessions):
+def test_horizon_oracle_beats_myopic_oracle(preset, overrides, n_sessions):
     cfg = make_config(preset, **overrides)
     layout = World(cfg, 1).layout
     ret = {name: deployed(make_baseline(name, cfg, layout), cfg, n_sessions=n_sessions,
                             steps=300, seed=1, warmup_steps=100)["return"]
-           for name in ("myopic_oracle", "long_term_oracle")}
+           for name in ("myopic_oracle", "horizon_oracle")}
+    assert ret["horizon_oracle"] > 1.08 * ret["myopic_oracle"]
+
+
+def test_planning_oracle_beats_myopic_where_the_horizon_matters():
+    cfg = make_config("recsim_ie")
+    layout = World(cfg, 1).layout
+    ret = {name: deployed(make_baseline(name, cfg, layout, **kw), cfg, n_sessions=16,
+                            steps=120, seed=2, warmup_steps=20)["return"]
+           for name, kw in (("myopic_oracle", {}), ("long_term_oracle", {"lookahead": 4}))}
     assert ret["long_term_oracle"] > 1.08 * ret["myopic_oracle"]
+
+
+def test_planning_oracle_forks_without_touching_the_world():
+    cfg = make_config("long_term", n_users=64, n_items_initial=60, n_items_max=200)
+    world = World(cfg, 8)
+    world.reset(3)
+    planner = make_baseline("long_term_oracle", cfg, world.layout, lookahead=3)
+    myopic = make_baseline("myopic_oracle", cfg, world.layout)
+    only_myopic = make_baseline("long_term_oracle", cfg, world.layout, horizons=[0.0],
+                                lookahead=2)
+    for _ in range(5):
+        ctx = ActContext(world, np.arange(8), world.sessions.user.copy(),
+                         world.candidates.item_id.copy())
+        obs = world.recommender_obs()
+        before = world.state_dict()
+        slates = planner.act(obs, ctx)
+        after = world.state_dict()
+        # the fork has its own state and dice: the world is exactly as it was
+        assert before["t"] == after["t"] and before["rngs"] == after["rngs"]
+        for group, arrays in before["groups"].items():
+            for name, value in arrays.items():
+                np.testing.assert_array_equal(value, after["groups"][group][name])
+        assert slates.shape == (8, cfg.slate_size)
+        assert set(planner.last_choice.tolist()) <= {0, 1}
+        # with the myopic oracle as its only base policy, the planner is the myopic oracle
+        np.testing.assert_array_equal(only_myopic.act(obs, ctx), myopic.act(obs, ctx))
+        world.step(slates)
+
+
+def test_planning_oracle_refuses_bad_settings():
+    cfg = make_config("default", n_users=32, n_items_initial=60, n_items_max=200)
+    layout = World(cfg, 1).layout
+    with pytest.raises(ValueError, match="lookahead"):
+        make_baseline("long_term_oracle", cfg, layout, lookahead=0)
+    with pytest.raises(ValueError, match="horizons"):
+        make_baseline("long_term_oracle", cfg, layout, horizons=[])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
