@@ -514,12 +514,16 @@ class LongTermOracle(_Baseline):
     where the rate and the steps left extrapolate the base policy's own consumption in the
     rollout: ``steps left = min(budget left / budget used per step, patience left / patience
     used per step)`` (the resource that runs out first ends the session) and the sum stops at
-    the row's session end. Each row then gets the first slate of its best base policy (ties go
-    to the earlier one, so the myopic oracle first). What it optimises: the session's
-    remaining return under the true dynamics (satiation, interest drift, budget refunds,
-    patience), over a one-step choice among base policies followed by that policy (policy
+    the row's session end. The rows it serves then get the first slates of the base policy
+    with the highest total value over those rows. What it optimises: the remaining return of
+    the sessions it serves under the true dynamics (satiation, interest drift, budget refunds,
+    patience), by a one-step choice among base policies each followed in a rollout (policy
     rollout, Bertsekas' "rollout algorithm"), which improves on the best base policy up to the
-    rollouts' noise.
+    rollouts' noise. It leaves the first base policy (the myopic oracle by default) only when
+    another's total is higher by more than ``min_gain`` of it: one rollout per base is a noisy
+    estimate (so the choice is made over all rows, not row by row), and where the horizon does
+    not matter (``default``, ``cold_start``) the planner should act as the myopic oracle
+    rather than chase that noise.
 
     Cost per step: ``len(horizons) * (lookahead + 1)`` world steps and base-policy actions on
     a world of the same size, plus one fork per base policy (see ``benchmarks``/README for
@@ -529,6 +533,7 @@ class LongTermOracle(_Baseline):
     Args:
         horizons: the base policies' ``horizon`` values (:class:`HorizonOracle`).
         lookahead: rollout steps after the first (>= 1).
+        min_gain: relative gain over the first base policy's value needed to leave it (>= 0).
         slate_mode, max_slates: as :class:`MyopicOracle`.
     """
 
@@ -536,20 +541,23 @@ class LongTermOracle(_Baseline):
     privileged = True
 
     def __init__(self, env_config: EnvConfig, layout: ObsLayout, *, seed: int = 0,
-                 horizons: tuple[float, ...] | list[float] = (0.0, 4.0), lookahead: int = 10,
-                 slate_mode: str = "exact", max_slates: int = 2000) -> None:
+                 horizons: tuple[float, ...] | list[float] = (0.0, 4.0), lookahead: int = 8,
+                 min_gain: float = 0.05, slate_mode: str = "exact",
+                 max_slates: int = 2000) -> None:
         super().__init__(env_config, layout, seed=seed)
         horizons = tuple(float(h) for h in horizons)
         _check(len(horizons) >= 1, "horizons", horizons, "at least one horizon")
         _check(int(lookahead) == lookahead and lookahead >= 1, "lookahead", lookahead,
                "an int >= 1")
-        self.horizons, self.lookahead = horizons, int(lookahead)
+        _check(math.isfinite(min_gain) and min_gain >= 0, "min_gain", min_gain,
+               "a finite number >= 0")
+        self.horizons, self.lookahead, self.min_gain = horizons, int(lookahead), float(min_gain)
         self.bases = [HorizonOracle(env_config, layout, seed=seed + 1 + i, horizon=h,
                                     slate_mode=slate_mode, max_slates=max_slates)
                       for i, h in enumerate(horizons)]
         self._fork: World | None = None
-        self.last_choice: np.ndarray | None = None
-        """(len(slots),) index of the base policy each row followed in the last step."""
+        self.last_choice: int | None = None
+        """Index of the base policy followed in the last step."""
 
     def act(self, obs: np.ndarray, context: ActContext | None = None, *,
             explore: bool = True) -> np.ndarray:  # noqa: D102 - see _Baseline.act
@@ -562,9 +570,13 @@ class LongTermOracle(_Baseline):
             first, value = self._rollout(world, state, base, dice)
             firsts.append(first[slots])
             values.append(value[slots])
-        best = np.argmax(np.stack(values), axis=0)  # first maximum: the earliest base
+        totals = np.stack(values).sum(axis=1)
+        best = int(np.argmax(totals))  # first maximum: the earliest base
+        # leave the first base policy only for a gain beyond the rollouts' noise
+        if totals[best] - totals[0] <= self.min_gain * abs(totals[0]):
+            best = 0
         self.last_choice = best
-        return np.stack(firsts)[best, np.arange(slots.shape[0])]
+        return firsts[best]
 
     def _rollout(self, world: World, state: dict[str, Any], base: HorizonOracle, dice: int
                  ) -> tuple[np.ndarray, np.ndarray]:

@@ -29,9 +29,8 @@ BIN = Path(sys.executable).parent
 
 SHRINK = {  # README text -> what the test runs instead (budgets and sizes only)
     "max_cycles=500": "max_cycles=20",
-    "learn(16 * 256 * 8)": "learn(16 * 256)",
-    "RecommenderVecEnv(256, preset=\"recsim_ie\")": "RecommenderVecEnv(64, preset=\"recsim_ie\")",
-    "n_steps=16, batch_size=1024": "n_steps=4, batch_size=256",
+    "learn(16 * 64 * 32)": "learn(16 * 64)",
+    "n_steps=16, batch_size=256, n_epochs=10": "n_steps=4, batch_size=64, n_epochs=1",
     "total_steps=20_000, n_sessions=64, eval_every=5_000, eval_steps=100":
         "total_steps=128, n_sessions=16, eval_every=64, eval_steps=5",
     'make_learner("dqn", cfg, seed=0)': 'make_learner("dqn", cfg, seed=0, buffer_size=1_000)',

@@ -699,7 +699,8 @@ def write_markdown(path: Path, spec: Suite, rows: list[dict[str, Any]],
 def _short(policy: str) -> str:
     return {"most_popular": "popular", "epsilon_greedy": "eps-greedy",
             "content_similarity": "content", "myopic_oracle": "myopic†",
-            "long_term_oracle": "long-term†", "consensus_dqn": "consensus"}.get(policy, policy)
+            "horizon_oracle": "horizon†", "long_term_oracle": "long-term†",
+            "consensus_dqn": "consensus"}.get(policy, policy)
 
 
 def plot_learning_curves(path: Path, spec: Suite, records: list[dict[str, Any]],
