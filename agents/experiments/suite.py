@@ -63,7 +63,7 @@ from agents.evaluation import METRIC_KEYS, evaluate
 from agents.experiments.common import CURVE, EVAL, TRAIN, SeedPlan, run_pool
 from agents.hparams import config_file, learner_hparams
 from agents.metrics import oracle_gap_closed
-from agents.stats import mean_ci
+from agents.stats import fmt_ci, mean_ci, paired_difference, ratio_ci
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,13 @@ ONLINE_BASELINES = ("epsilon_greedy", "ucb1", "thompson", "linucb", "online_mf",
 """Baselines that learn while they serve: evaluated exploring and updating."""
 
 POLICY_NOTES = {
-    "sb3_dqn": "SB3 DQN; slates > 1: top-k of its per-position Q, clicked position credited",
-    "ppo": "SB3 PPO on the MultiDiscrete slate, one policy shared by all sessions",
+    "sb3_dqn": "SB3 DQN with one Q-value per candidate (CandidateQPolicy); slates > 1: top-k, "
+               "clicked item credited",
+    "ppo": "SB3 PPO with the candidate-scoring policy (Plackett-Luce slates without repeats), "
+           "one policy shared by all sessions",
+    "horizon_oracle": "heuristic: myopic value plus the budget a click gives back (horizon 4)",
+    "long_term_oracle": "planner: rollouts of the myopic and horizon oracles on forks of the "
+                        "true world, 8 steps, value extrapolated at the rollout's rates",
     "consensus_dqn": "4 DQNs, each a quarter of the sessions, consensus on a ring",
     "linucb": "LinUCB; content x user features on recsim_ie, content features elsewhere",
 }
@@ -511,10 +516,12 @@ def _beats(a: dict[str, Any], b: dict[str, Any], metric: str) -> bool:
                 and _lo_hi(a, metric)[0] > _lo_hi(b, metric)[1])
 
 
-def check_targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The issue's targets, per scenario: random < myopic oracle (mean return); the best
-    learned policy above every non-oracle baseline with non-overlapping CIs; on
-    ``recsim_ie`` the best learned mean return >= 200."""
+def check_targets(rows: list[dict[str, Any]],
+                  records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The targets, per scenario: random < myopic oracle (mean return); the best learned
+    policy above every non-oracle baseline with non-overlapping CIs; on ``recsim_ie`` the best
+    learned mean return >= 200; with the per-seed ``records``, the paired checks of
+    :func:`_paired_targets`."""
     out: dict[str, Any] = {}
     for scenario in dict.fromkeys(r["scenario"] for r in rows):
         get = {r["policy"]: r for r in rows if r["scenario"] == scenario}
@@ -537,8 +544,50 @@ def check_targets(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                              if b["policy"] not in beaten]
             if scenario == "recsim_ie":
                 t["recsim_ie_return_at_least_200"] = bool(best["return_mean"] >= 200)
+        if records:
+            t.update(_paired_targets(scenario, get, records))
         out[scenario] = t
     return out
+
+
+Q_LEARNERS = ("tabular_q", "linear_q", "dqn", "slateq")
+
+
+def _paired_targets(scenario: str, rows: dict[str, dict[str, Any]],
+                    records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-seed (paired) checks: the long-term oracle against the myopic one, the share of
+    the random-to-best-oracle gap the best learned policy closes, PPO against the best
+    Q-learner, and which learned policies are above random beyond their paired interval."""
+    by = {(r["policy"], r["seed"]): r["metrics"]["return"] for r in records
+          if r["scenario"] == scenario and not r.get("error")}
+    seeds = sorted({s for (_, s) in by})
+
+    def returns(policy: str) -> np.ndarray | None:
+        vals = [by.get((policy, s)) for s in seeds]
+        return None if any(v is None for v in vals) else np.array(vals, np.float64)
+
+    t: dict[str, Any] = {}
+    rnd, my, lt = returns("random"), returns("myopic_oracle"), returns("long_term_oracle")
+    if my is not None and lt is not None:
+        d, h = paired_difference(lt, my)
+        t["long_term_minus_myopic"] = [d, h]
+        t["long_term_beyond_myopic"] = bool(d - h > 0)
+    learned = [p for p in LEARNED_POLICIES if p in rows and returns(p) is not None
+               and math.isfinite(rows[p]["return_mean"])]
+    oracles = [o for o in (my, lt) if o is not None]
+    if rnd is not None and oracles and learned:
+        best_oracle = np.max(np.stack(oracles), axis=0) if len(oracles) > 1 else oracles[0]
+        best = max(learned, key=lambda p: rows[p]["return_mean"])
+        share = (returns(best) - rnd) / (best_oracle - rnd)
+        t["gap_to_best_oracle_closed"] = [best, *mean_ci(share)]
+        t["learned_not_above_random"] = [
+            p for p in learned if (lambda dh: dh[0] - dh[1] <= 0)(
+                paired_difference(returns(p), rnd))]
+    q = [p for p in Q_LEARNERS if p in learned]
+    if "ppo" in learned and q:
+        best_q = max(q, key=lambda p: rows[p]["return_mean"])
+        t["ppo_share_of_best_q"] = [best_q, *ratio_ci(returns("ppo"), returns(best_q))]
+    return t
 
 
 # --------------------------------------------------------------------------- writing
@@ -684,6 +733,21 @@ def write_markdown(path: Path, spec: Suite, rows: list[dict[str, Any]],
                 "yes" if ok else f"NO (not: {', '.join(t['baselines_not_beaten'])})"))
         if "recsim_ie_return_at_least_200" in t:
             parts.append(f"return >= 200: {'yes' if t['recsim_ie_return_at_least_200'] else 'NO'}")
+        if "long_term_minus_myopic" in t:
+            d, h = t["long_term_minus_myopic"]
+            parts.append(f"long-term minus myopic oracle, paired: {fmt_ci(d, h)}"
+                         + (" (beyond the interval)" if t["long_term_beyond_myopic"] else ""))
+        if "gap_to_best_oracle_closed" in t:
+            p, m, h = t["gap_to_best_oracle_closed"]
+            parts.append(f"share of the random-to-best-oracle gap closed by {p}: "
+                         f"{fmt_ci(m, h, 2)}")
+        if "ppo_share_of_best_q" in t:
+            q, m, h = t["ppo_share_of_best_q"]
+            parts.append(f"PPO / {q}: {fmt_ci(m, h, 2)}")
+        if "learned_not_above_random" in t:
+            below = t["learned_not_above_random"]
+            parts.append("every learned policy above random beyond its paired interval: "
+                         + ("yes" if not below else f"NO (not: {', '.join(below)})"))
         lines.append(f"- **{scenario}**: " + "; ".join(parts))
     lines += ["", "## Policies", ""]
     lines += [f"- `{p}`: {POLICY_NOTES[p]}" for p in spec.policies if p in POLICY_NOTES]
@@ -931,7 +995,7 @@ def run_suite(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path, workers
             log.warning("%s/%s seed %s failed: %s", r["scenario"], r["policy"], r["seed"],
                         r["error"])
     rows = aggregate(spec, records)
-    targets = check_targets(rows)
+    targets = check_targets(rows, records)
     if provenance:
         seconds += provenance["seconds"]
     files = write_outputs(spec, out_dir, runs_dir, rows, records, drift, targets, seconds,
@@ -991,7 +1055,7 @@ def replot(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path) -> dict[st
                                seed_plan=SeedPlan(tuple(seeds["tuning_seeds"]),
                                                   tuple(seeds["reporting_seeds"])))
     rows = aggregate(spec, records)
-    targets = check_targets(rows)
+    targets = check_targets(rows, records)
     drift = drift_snapshots(spec, "default" if "default" in spec.scenarios else spec.scenarios[0])
     references = doc.get("curve_references") or curve_references(spec)
     files = write_outputs(spec, out_dir, Path(runs_dir), rows, records, drift, targets,
