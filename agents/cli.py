@@ -717,14 +717,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         out_dir = Path(args.out) if args.out else new_results_dir(args.suite)
         if args.update is not None and not args.policies:
             raise ConfigError("--update needs --policies: the policies to run again")
-        try:
-            result = suite_mod.run_suite(spec, out_dir=out_dir, runs_dir=runs_dir,
-                                         workers=args.workers, update=args.update,
-                                         progress=not (args.quiet or args.json))
-        except ValueError as e:
-            if args.update is None:
-                raise
-            raise ConfigError(str(e)) from None
+        result = suite_mod.run_suite(spec, out_dir=out_dir, runs_dir=runs_dir,
+                                     workers=args.workers, update=args.update,
+                                     progress=not (args.quiet or args.json))
     payload = {"suite": spec.name, "out_dir": str(out_dir), "runs_dir": str(runs_dir),
                "files": result["files"], "seconds": result["seconds"],
                "targets": result["targets"]}

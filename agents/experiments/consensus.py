@@ -166,8 +166,10 @@ STUDY_OVERRIDES: dict[str, dict[str, Any]] = {
                 learning_starts=50, exploration_steps=300, target_update_interval=25,
                 gradient_steps=1, reward_scale=1.0),
     # One agent's rollout is n_steps rows (n_rows=1), so the batch is a fraction of it; a
-    # myopic discount as our DQN's; distinct items per slate (see the module docstring).
-    "ppo": dict(batch_size=32, learning_rate=1e-3, gamma=0.5,
+    # myopic discount as our DQN's; distinct items per slate (see the module docstring). The
+    # committed study ran SB3's MlpPolicy with 4 epochs per rollout, from before the
+    # candidate-scoring policy and its 10 epochs became the ppo defaults; kept, so it reruns.
+    "ppo": dict(batch_size=32, learning_rate=1e-3, gamma=0.5, n_epochs=4, policy="MlpPolicy",
                 policy_kwargs={"net_arch": [64, 64]}, slate_encoding="no_repeat"),
 }
 """The study's deliberate deviations from ``configs/learners/<algo>.toml`` [default]."""

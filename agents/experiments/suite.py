@@ -195,7 +195,7 @@ TINY = dict(scenarios=("default", "recsim_ie"), train_sessions=16, eval_sessions
             curve_eval_steps={"recsim_ie": 30, "*": 15}, drift_steps=20, drift_sessions=8,
             budgets={"*": {p: 320 for p in LEARNED_POLICIES}},
             hparam_overrides=dict(batch_size=32, hidden=(16,), cross_dim=4, gradient_steps=1,
-                                  buffer_size=2_000, n_steps=16, n_epochs=1))
+                                  buffer_size=2_000, n_steps=16, n_epochs=1, lookahead=2))
 """Overrides of ``--tiny`` (tests and smoke runs)."""
 
 

@@ -128,6 +128,33 @@ def test_replot_rewrites_the_outputs_from_results_json(quick, tmp_path):
                 assert b[k] == v
 
 
+def test_update_reruns_the_named_policies_and_keeps_the_other_runs(quick, tmp_path):
+    import shutil
+
+    out, runs = quick
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    rc = cli.main(["benchmark", "--suite", "quick", "--tiny", "--policies", "random",
+                   "--scenarios", "default", "--update", str(copy), "--out", str(copy),
+                   "--runs-dir", str(runs), "--quiet"])
+    assert rc == 0
+    before = json.loads((out / "results.json").read_text())
+    after = json.loads((copy / "results.json").read_text())
+    assert after["update"]["rerun"] == [["default", "random"]]
+    assert after["update"]["kept_runs"] == len(before["runs"]) - 3
+    key = lambda r: (r["scenario"], r["policy"], r["seed"])  # noqa: E731
+    old = {key(r): r for r in before["runs"]}
+    assert sorted(old) == sorted(key(r) for r in after["runs"])
+    for r in after["runs"]:  # kept runs verbatim; random, run again, gives the same metrics
+        assert r["metrics"] == old[key(r)]["metrics"]
+    assert "Updated run: random were run again on default" in (copy / "results.md").read_text()
+    # --update needs --policies; and a folder with a run of this suite
+    assert cli.main(["benchmark", "--suite", "quick", "--tiny", "--update", str(copy),
+                     "--quiet"]) == 2
+    assert cli.main(["benchmark", "--suite", "quick", "--tiny", "--policies", "random",
+                     "--update", str(tmp_path), "--out", str(tmp_path / "x"), "--quiet"]) == 2
+
+
 def test_suite_refuses_tuning_seeds_and_overlapping_plans():
     from agents.experiments.common import SeedPlan
 
