@@ -13,6 +13,7 @@ live in :mod:`recsim_env.response`.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -184,6 +185,12 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
+BACKENDS = ("numba", "numpy")
+"""How :class:`World` computes its step: compiled kernels, or the plain-numpy reference."""
+DEFAULT_BACKEND = "numba"
+BACKEND_ENV = "RECSIM_ENV_BACKEND"
+"""Environment variable that chooses the backend of worlds built without one (every face)."""
+
 # counted when sessions end
 _COUNTERS = ("sessions", "session_length", "session_return", "returned_in_window",
              "first_clicks", "time_to_first_click")
@@ -201,10 +208,21 @@ class World:
         encoder: the content encoder to use, built once and shared by several worlds (so a
             MiniLM encoder's embedding cache serves them all); it must match ``config``
             (:func:`check_encoder`). ``None``: build the one ``config`` names.
+        backend: ``"numba"``: the step's arithmetic runs in compiled kernels
+            (:mod:`recsim_env.kernels`); ``"numpy"``: the plain-numpy reference. Both draw the
+            same random numbers and give bit-identical episodes
+            (``tests/recsim_env/test_backends.py``). ``None`` (what every env face passes):
+            the environment variable ``RECSIM_ENV_BACKEND`` if set, else
+            :data:`DEFAULT_BACKEND`.
     """
 
     def __init__(self, config: EnvConfig, n_sessions: int | None = None, *,
-                 encoder: ContentEncoder | None = None) -> None:
+                 encoder: ContentEncoder | None = None, backend: str | None = None) -> None:
+        if backend is None:
+            backend = os.environ.get(BACKEND_ENV, DEFAULT_BACKEND)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r} (from the "
+                             f"argument or {BACKEND_ENV})")
         if n_sessions is None:
             n_sessions = config.n_recommenders
         if not (isinstance(n_sessions, (int, np.integer)) and n_sessions >= 1):
@@ -254,6 +272,23 @@ class World:
         self._fresh_zeros_int = _frozen(np.zeros((n, c), np.int64))
         self._fresh_extra = _frozen(np.zeros((n, c, len(ITEM_EXTRA_FEATURES)), np.float32))
         self._rng: np.random.Generator | None = None
+        self.backend = backend
+        self._kernels = None
+        if backend == "numba":
+            from recsim_env import kernels  # imported (and its cache loaded) on first use
+
+            self._kernels = kernels
+            codes = {"mnl": kernels.MNL, "proportional": kernels.PROPORTIONAL,
+                     "cascade": kernels.CASCADE}
+            # rows wider than choice._NARROW are summed pairwise by numpy: let numpy normalise
+            narrow = config.slate_size + 1 <= choice_lib._NARROW
+            self._choice_code = codes[config.choice_model] if narrow else kernels.CASCADE
+            self._no_override = _frozen(np.zeros(0, np.int64))
+            self._empty_s = _frozen(np.zeros(0))
+            self._empty_sk = _frozen(np.zeros((0, 0)))
+            self._empty_st = _frozen(np.zeros((0, 0), np.float32))
+            self._empty_eps = _frozen(np.zeros((0, 0, 0)))
+            self._log1p = np.log1p(np.arange(256, dtype=np.int64))  # numpy's own log1p values
 
     # ------------------------------------------------------------------ reset
     def reset(self, seed: int | np.random.SeedSequence | None = None) -> None:
@@ -465,6 +500,16 @@ class World:
     def _extra_features(self, cand: Candidates) -> np.ndarray:
         """(s, c, 4) float32 age / 100, log1p(impressions), CTR and cold flag of catalog
         candidates (zero for fresh documents, ``item_id == -1``)."""
+        if self._kernels is not None:
+            while True:
+                extra, ok = self._kernels.extra_features(
+                    cand.item_id, cand.age, cand.impressions, cand.clicks, self._log1p,
+                    self.config.cold_start_impressions)
+                if ok:
+                    return extra
+                # grow the table (same function on the same integers: the same values)
+                self._log1p = np.log1p(np.arange(2 * int(cand.impressions.max()) + 1,
+                                                 dtype=np.int64))
         extra = np.empty(cand.item_id.shape + (len(ITEM_EXTRA_FEATURES),), np.float32)
         extra[..., 0] = cand.age / 100.0
         extra[..., 1] = np.log1p(cand.impressions)
@@ -507,6 +552,14 @@ class World:
         """
         cfg, S, lay = self.config, self.sessions, self.layout
         content, extra = self.candidates.content, self._cand_extra
+        if self._kernels is not None:
+            onehot = content is None
+            return self._kernels.build_obs(
+                self._arange_s if rows is None else rows, S.history, S.budget, S.steps,
+                S.clicks, S.interest, cfg.observe_interest, 1.0 - cfg.history_decay,
+                cfg.session_budget, onehot, self.candidates.topic,
+                self._fresh_extra if onehot else content, self._fresh_extra if onehot else extra,
+                lay.user_dim, lay.item_dim)
         if rows is not None:
             S = Sessions(*(a[rows] for a in S))
             if content is not None:
@@ -575,6 +628,78 @@ class World:
         Returns:
             The :class:`StepResult`.
         """
+        cfg, cand = self.config, self.candidates
+        s, k = slates.shape
+        r = self._arange_s
+        rows = r[:, None]
+        respond = self._respond_numpy if self._kernels is None else self._respond_compiled
+        shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward, ended = (
+            respond(slates, choice_override))
+        S = self.sessions
+        steps, ret = S.steps, S.ret
+        # update items
+        P = cfg.n_providers
+        published = self._no_publish if publish is None else np.asarray(publish) > 0
+        prov_reward = self._no_publish_reward
+        if self._catalog_mode:
+            slate_ids = cand.item_id[rows, slates]
+            cold = (cand.impressions[rows, slates] < cfg.cold_start_impressions) & shown
+            c_item = np.where(clicked, cand.item_id[r, chosen], -1)
+            c_cold = clicked & cold[r, pos]
+            clicked_ids = c_item[clicked]
+            first = items_lib.count_interactions(self.catalog, slate_ids[shown], clicked_ids,
+                                                 self.t)
+            if first.size:  # time to first click of items that arrived during the run
+                born = self.catalog.born_at[first]
+                new = born > 0
+                self.counters["first_clicks"] += int(new.sum())
+                self.counters["time_to_first_click"] += float((self.t - born[new]).sum())
+            if P:
+                own = cand.provider[rows, slates] - cfg.n_background_providers
+                imp = np.bincount(own[shown & (own >= 0)], minlength=P)[:P]
+                c_own = np.where(clicked, own[r, pos], -1)
+                ok = c_own >= 0
+                clk = np.bincount(c_own[ok], minlength=P)[:P]
+                wt = np.bincount(c_own[ok], weights=watch[ok], minlength=P)[:P]
+                prov_reward = wt - cfg.publication_cost * published
+                self._provider_stats = 0.9 * self._provider_stats + np.stack([imp, clk, wt], 1)
+            if clicked_ids.size:
+                share = np.bincount(self.catalog.main_topic[clicked_ids], minlength=cfg.n_topics)
+                self._topic_demand = 0.99 * self._topic_demand + 0.01 * share / clicked_ids.size
+            self._update_catalog(published, publish)
+            cold_imp = cold.sum(axis=1)
+        else:  # fresh documents are never stored, never cold
+            c_item = self._minus_ones_s
+            c_cold = cold_imp = self._zeros_s
+        # terminate
+        if self._catalog_mode:
+            self._acc[2] += cold_imp
+            self._acc[3] += c_cold
+        self.t += 1
+        if ended.any():
+            sess_len, sess_ret, sess_user = steps.copy(), ret.copy(), S.user.copy()
+            terminal_obs = self.recommender_obs(np.flatnonzero(ended))
+            self.restart_sessions(ended)
+        else:
+            sess_len, sess_ret, sess_user = steps, ret, S.user
+            terminal_obs = self._no_terminal_obs
+        self._new_candidates()
+        return StepResult(
+            reward=reward, choice=pick, clicked_item=c_item, watch_time=watch,
+            satisfaction=satisfaction, user_utility=c_util, impressions=n_imp,
+            cold_impressions=cold_imp, cold_clicks=c_cold, session_ended=ended,
+            session_length=sess_len, session_return=sess_ret, session_user=sess_user,
+            terminal_obs=terminal_obs, provider_reward=prov_reward, provider_published=published,
+        )
+
+    def _respond_numpy(self, slates: np.ndarray, choice_override: np.ndarray | None) -> tuple:
+        """Recommend, choose, respond and update the sessions (the plain-numpy reference of
+        :meth:`_respond_compiled`); accumulates rows 0, 1 and 4 of ``_acc``.
+
+        Returns:
+            ``(shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward,
+            ended)`` (see :meth:`step`).
+        """
         cfg, S, cand = self.config, self.sessions, self.candidates
         s, k = slates.shape
         r = self._arange_s
@@ -629,65 +754,75 @@ class World:
             interest=interest, anchor=anchor, satiation=satiation, history=history,
             budget=budget, patience=patience, steps=steps, ret=ret,
             clicks=S.clicks + clicked, satisfaction=S.satisfaction + satisfaction)
-        # update items
-        P = cfg.n_providers
-        published = self._no_publish if publish is None else np.asarray(publish) > 0
-        prov_reward = self._no_publish_reward
-        if self._catalog_mode:
-            slate_ids = cand.item_id[rows, slates]
-            cold = (cand.impressions[rows, slates] < cfg.cold_start_impressions) & shown
-            c_item = np.where(clicked, cand.item_id[r, chosen], -1)
-            c_cold = clicked & cold[r, pos]
-            clicked_ids = c_item[clicked]
-            first = items_lib.count_interactions(self.catalog, slate_ids[shown], clicked_ids,
-                                                 self.t)
-            if first.size:  # time to first click of items that arrived during the run
-                born = self.catalog.born_at[first]
-                new = born > 0
-                self.counters["first_clicks"] += int(new.sum())
-                self.counters["time_to_first_click"] += float((self.t - born[new]).sum())
-            if P:
-                own = cand.provider[rows, slates] - cfg.n_background_providers
-                imp = np.bincount(own[shown & (own >= 0)], minlength=P)[:P]
-                c_own = np.where(clicked, own[r, pos], -1)
-                ok = c_own >= 0
-                clk = np.bincount(c_own[ok], minlength=P)[:P]
-                wt = np.bincount(c_own[ok], weights=watch[ok], minlength=P)[:P]
-                prov_reward = wt - cfg.publication_cost * published
-                self._provider_stats = 0.9 * self._provider_stats + np.stack([imp, clk, wt], 1)
-            if clicked_ids.size:
-                share = np.bincount(self.catalog.main_topic[clicked_ids], minlength=cfg.n_topics)
-                self._topic_demand = 0.99 * self._topic_demand + 0.01 * share / clicked_ids.size
-            self._update_catalog(published, publish)
-            cold_imp = cold.sum(axis=1)
-        else:  # fresh documents are never stored, never cold
-            c_item = self._minus_ones_s
-            c_cold = cold_imp = self._zeros_s
-        # terminate
         ended = response.session_ended(budget, patience, cfg)
         n_imp = shown.sum(axis=1) if k > 1 else self._ones_s
         acc = self._acc  # per-slot running sums, reduced only when metrics are read
         acc[0] += n_imp
         acc[1] += clicked
-        acc[2] += cold_imp
-        acc[3] += c_cold
         acc[4] += watch
-        self.t += 1
-        if ended.any():
-            sess_len, sess_ret, sess_user = steps.copy(), ret.copy(), S.user.copy()
-            terminal_obs = self.recommender_obs(np.flatnonzero(ended))
-            self.restart_sessions(ended)
+        return shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward, ended
+
+    def _respond_compiled(self, slates: np.ndarray, choice_override: np.ndarray | None
+                          ) -> tuple:
+        """:meth:`_respond_numpy` through the compiled kernels (:mod:`recsim_env.kernels`):
+        the same draws from the same generators in the same order, the same arithmetic, the
+        same bits."""
+        kern, cfg, S, cand = self._kernels, self.config, self.sessions, self.candidates
+        s, k = slates.shape
+        onehot = self._onehot_mix
+        if onehot:
+            aff_mix = sat_mix = mix = self._empty_sk
         else:
-            sess_len, sess_ret, sess_user = steps, ret, S.user
-            terminal_obs = self._no_terminal_obs
-        self._new_candidates()
-        return StepResult(
-            reward=reward, choice=pick, clicked_item=c_item, watch_time=watch,
-            satisfaction=satisfaction, user_utility=c_util, impressions=n_imp,
-            cold_impressions=cold_imp, cold_clicks=c_cold, session_ended=ended,
-            session_length=sess_len, session_return=sess_ret, session_user=sess_user,
-            terminal_obs=terminal_obs, provider_reward=prov_reward, provider_published=published,
-        )
+            mix = self.candidate_topic_mix()[self._arange_s[:, None], slates]  # (s, k, T)
+            aff_mix = np.einsum("st,skt->sk", S.interest, mix)
+            sat_mix = (np.einsum("st,skt->sk", S.satiation, mix) if cfg.satiation
+                       else self._empty_sk)
+        model = self._choice_code
+        shown, n_imp, quality, affinity, utility, z = kern.gather_slate(
+            slates, cand.topic, cand.quality, S.interest, S.satiation, aff_mix, sat_mix, onehot,
+            cfg.satiation, cfg.quality_in_choice, cfg.satiation_strength, model,
+            cfg.choice_temperature, cfg.no_click_utility, cfg.no_click_mass - cfg.min_normalizer,
+            cfg.min_normalizer)
+        if model == kern.MNL:
+            np.exp(z, out=z)
+        elif model == kern.CASCADE:
+            z = choice_lib.choice_probabilities(utility, shown, cfg)
+        pick, clicked, pos, chosen, c_util, c_quality, c_length, args = kern.pick_and_respond(
+            z, model != kern.CASCADE, self.rng_choice.random(size=s),
+            self._no_override if choice_override is None else choice_override, slates, utility,
+            quality, affinity, cand.length, cfg.watch_mode == "engaged", cfg.watch_sharpness)
+        exps = np.exp(args)
+        topic_chosen, mix_chosen, mix_dot = self._zeros_s, self._empty_st, self._empty_s
+        if onehot:
+            topic_chosen = cand.topic[self._arange_s, chosen]
+        else:
+            mix_chosen = mix[self._arange_s, pos] * clicked[:, None]
+        u_endo = eps = self._empty_s
+        if cfg.endogenous_drift:
+            u_endo = self.rng_users.random(size=s)
+            if not onehot:  # users_lib.consume's dot product, in numpy's summation order
+                mix_dot = np.einsum("st,st->s", (S.interest + 1.0) * 0.5,
+                                    mix_chosen * clicked[:, None])
+        if cfg.exogenous_drift:
+            eps = self.rng_users.standard_normal(size=(2,) + S.interest.shape)
+        else:
+            eps = self._empty_eps
+        p11, p21, p22, chol = self._one_step
+        (watch, satisfaction, reward, budget, patience, steps, ret, clicks, sat_sum, interest,
+         satiation, history, anchor, ended) = kern.update_sessions(
+            clicked, exps, c_length, c_quality, cfg.watch_mode == "engaged", topic_chosen,
+            mix_chosen, mix_dot, onehot, S.budget, S.patience, cfg.patience is not None, S.steps,
+            S.ret, S.clicks, S.satisfaction, S.interest, S.satiation, S.history, S.anchor,
+            self.users.home, S.user, cfg.endogenous_drift, u_endo, cfg.interest_step,
+            cfg.satiation, cfg.satiation_decay, cfg.history_decay, cfg.exogenous_drift, eps,
+            float(p11), float(p21), float(p22), float(chol[0]), float(chol[1]), float(chol[2]),
+            cfg.quality_bonus, cfg.no_click_penalty, cfg.recommender_reward == "watch_time",
+            n_imp, self._acc)
+        self.sessions = S._replace(
+            interest=interest, anchor=anchor, satiation=satiation, history=history,
+            budget=budget, patience=patience, steps=steps, ret=ret, clicks=clicks,
+            satisfaction=sat_sum)
+        return shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward, ended
 
     def _update_catalog(self, published: np.ndarray, publish: np.ndarray | None) -> None:
         cfg = self.config

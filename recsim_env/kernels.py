@@ -1,0 +1,368 @@
+"""Compiled kernels of the world step (numba), the ``backend="numba"`` path of
+:class:`recsim_env.world.World`.
+
+Each kernel fuses a run of the plain-numpy step's arithmetic into one pass over the sessions,
+with the same operations in the same order on the same dtypes, so that both paths give the same
+bits (``tests/recsim_env/test_backends.py`` and the episode digests check it):
+
+* no ``fastmath``: LLVM keeps IEEE semantics and contracts no ``a * b + c`` into a fused
+  multiply-add; ``error_model="numpy"``: division by zero gives inf/nan as numpy does;
+* every transcendental (``exp``, ``log1p``, ``**``) stays in numpy between kernels, because
+  numpy's SIMD implementations and the libm that compiled code calls may differ in the last
+  bit: a kernel returns the arguments, numpy exponentiates them, the next kernel goes on;
+* sums run left to right as :mod:`recsim_env.choice` does for narrow rows (the world falls
+  back to numpy for rows wider than ``choice._NARROW``, where numpy sums pairwise), and
+  topic-mixture dot products (``einsum``, whose summation order is numpy's own) are computed
+  in numpy and passed in;
+* every random draw is made by the caller, in numpy, from the world's generators, in the order
+  the numpy step draws them; kernels only do arithmetic on the drawn arrays.
+
+Compiled code is cached on disk (``cache=True``, in numba's cache next to this file or in
+``NUMBA_CACHE_DIR``): only the first call on a cold cache compiles.
+
+Physics formulas live in :mod:`recsim_env.response` (and users/choice); each kernel names the
+function it restates, and the backend-equivalence test keeps them in step.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from recsim_env.response import NEUTRAL_SATISFACTION, NO_CLICK_PATIENCE_COST
+
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+
+MNL, PROPORTIONAL, CASCADE = 0, 1, 2
+"""Codes of :attr:`EnvConfig.choice_model` passed to :func:`gather_slate`."""
+
+
+@_jit
+def gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix, sat_mix,
+                 onehot, use_satiation, quality_in_choice, satiation_strength, model,
+                 temperature, no_click_utility, no_click_weight, min_normalizer):
+    """Gather the slate and its utilities; the choice model's unnormalised weights.
+
+    Restates ``items.repeated_mask``, the one-hot gathers of ``World.step``,
+    ``response.choice_utility`` and the part of ``choice.choice_probabilities`` before its
+    ``exp`` (``mnl``: logits minus the row maximum) or before normalising (``proportional``).
+
+    Args:
+        slates: (s, k) int64 candidate indices.
+        cand_topic: (s, C) int64 candidates' main topics (read when ``onehot``).
+        cand_quality: (s, C) float64.
+        interest, satiation: (s, T) float64 session arrays (read when ``onehot``).
+        aff_mix, sat_mix: (s, k) float64 ``interest . mix`` and ``satiation . mix`` computed in
+            numpy (read when not ``onehot``).
+        model: :data:`MNL`, :data:`PROPORTIONAL` or :data:`CASCADE` (no weights).
+
+    Returns:
+        ``(shown (s, k) bool, n_imp (s,) int64 distinct items shown, quality, affinity,
+        utility (s, k) float64, z (s, k + 1) float64)``.
+    """
+    s, k = slates.shape
+    shown = np.empty((s, k), np.bool_)
+    quality = np.empty((s, k))
+    affinity = np.empty((s, k))
+    utility = np.empty((s, k))
+    z = np.empty((s, k + 1))
+    n_imp = np.zeros(s, np.int64)
+    for i in range(s):
+        for j in range(k):
+            c = slates[i, j]
+            rep = False
+            for jj in range(j):
+                if slates[i, jj] == c:
+                    rep = True
+            shown[i, j] = not rep
+            if not rep:
+                n_imp[i] += 1
+            q = cand_quality[i, c]
+            quality[i, j] = q
+            if onehot:
+                t = cand_topic[i, c]
+                a = interest[i, t]
+                sv = satiation[i, t]
+            else:
+                a = aff_mix[i, j]
+                sv = sat_mix[i, j]
+            affinity[i, j] = a
+            u = a
+            if quality_in_choice != 0.0:
+                u = u + quality_in_choice * q
+            if use_satiation:
+                u = u - satiation_strength * sv
+            utility[i, j] = u
+        if model == MNL:
+            for j in range(k):
+                z[i, j] = utility[i, j] / temperature if shown[i, j] else -np.inf
+            z[i, k] = no_click_utility / temperature
+            top = z[i, 0]
+            for j in range(1, k + 1):
+                if z[i, j] > top:
+                    top = z[i, j]
+            for j in range(k + 1):
+                z[i, j] = z[i, j] - top
+        elif model == PROPORTIONAL:
+            for j in range(k):
+                w = utility[i, j] - min_normalizer
+                if not w > 0.0:
+                    w = 0.0
+                z[i, j] = w * (1.0 if shown[i, j] else 0.0)
+            z[i, k] = no_click_weight
+    return shown, n_imp, quality, affinity, utility, z
+
+
+@_jit
+def pick_and_respond(z, normalize, u, override, slates, utility, quality, affinity,
+                     cand_length, engaged, watch_sharpness):
+    """Sample the choice, apply user agents' overrides, gather the chosen item's response
+    inputs and the arguments of the ``exp`` that watch time and satisfaction need.
+
+    Restates ``choice.sample_choice`` (after normalising ``z`` by its left-to-right row sum
+    when ``normalize``), the override and gathers of ``World.step`` and the ``exp``
+    arguments of ``response.watch_time`` (``'engaged'``) and ``response.satisfaction``.
+
+    Args:
+        z: (s, m) choice weights (normalised when not ``normalize``), last column no click.
+        u: (s,) the choice uniforms.
+        override: (s,) int64: -2 lets the model decide; (0,) for no overrides.
+        cand_length: (s, C) candidates' lengths.
+
+    Returns:
+        ``(pick (s,) int64, clicked (s,) bool, pos (s,) int64, chosen (s,) int64, c_util,
+        c_quality, c_length (s,) float64, args (2, s) float64)``; ``args[0]`` is the watch
+        exponent (only for ``engaged``), ``args[1]`` is ``-c_util``.
+    """
+    s, m = z.shape
+    pick = np.empty(s, np.int64)
+    clicked = np.empty(s, np.bool_)
+    pos = np.empty(s, np.int64)
+    chosen = np.empty(s, np.int64)
+    c_util = np.empty(s)
+    c_quality = np.empty(s)
+    c_length = np.empty(s)
+    args = np.zeros((2, s))
+    has_override = override.shape[0] > 0
+    for i in range(s):
+        if normalize:
+            total = z[i, 0]
+            for j in range(1, m):
+                total += z[i, j]
+            cdf = z[i, 0] / total
+        else:
+            total = 1.0
+            cdf = z[i, 0]
+        idx = 1 if u[i] >= cdf else 0
+        for j in range(1, m - 1):
+            cdf += z[i, j] / total if normalize else z[i, j]
+            if u[i] >= cdf:
+                idx += 1
+        p = -1 if idx == m - 1 else idx
+        if has_override and override[i] >= -1:
+            p = override[i]
+        pick[i] = p
+        ck = p >= 0
+        clicked[i] = ck
+        ps = p if p > 0 else 0
+        pos[i] = ps
+        ch = slates[i, ps]
+        chosen[i] = ch
+        cu = utility[i, ps] * (1.0 if ck else 0.0)
+        c_util[i] = cu
+        cq = quality[i, ps]
+        c_quality[i] = cq
+        c_length[i] = cand_length[i, ch]
+        if engaged:
+            args[0, i] = -watch_sharpness * (affinity[i, ps] + cq)
+        args[1, i] = -cu
+    return pick, clicked, pos, chosen, c_util, c_quality, c_length, args
+
+
+@_jit
+def update_sessions(clicked, exps, c_length, c_quality, engaged, topic_chosen, mix_chosen,
+                    mix_dot, onehot, budget, patience, use_patience, steps, ret, clicks,
+                    sat_sum, interest, satiation, history, anchor, home_all, user,
+                    endogenous, u_endo, interest_step, use_satiation, satiation_decay,
+                    history_decay, exogenous, eps, p11, p21, p22, l11, l21, l22,
+                    quality_bonus, no_click_penalty, reward_watch, n_imp, acc):
+    """Respond to the choice and update the sessions: watch time, satisfaction, consumption
+    (endogenous drift, satiation, history), one step of exogenous drift, budget, patience,
+    reward, the session sums, the end of sessions, and the per-slot accumulators (rows 0, 1
+    and 4, in place).
+
+    Restates ``response.watch_time``, ``response.satisfaction``, ``users.consume_onehot`` /
+    ``users.consume``, ``users.drift_exogenous`` (one step), ``response.update_budget``,
+    ``response.update_patience``, ``response.recommender_reward`` and
+    ``response.session_ended``.
+
+    Args:
+        exps: (2, s) ``exp`` of ``pick_and_respond``'s ``args``.
+        topic_chosen: (s,) int64 consumed topic (``onehot``).
+        mix_chosen: (s, T) float32 consumed mixture times ``clicked``; ``mix_dot``: (s,)
+            its dot with ``(interest + 1) * 0.5`` (not ``onehot``, with endogenous drift).
+        home_all: (n_users, T) the population's homes, gathered at ``user``.
+        u_endo: (s,) uniforms of the endogenous drift; ``eps``: (2, s, T) normals of the
+            exogenous drift.
+
+    Returns:
+        New arrays ``(watch, satisfaction, reward, budget, patience, steps, ret, clicks,
+        sat_sum, interest, satiation, history, anchor, ended)``.
+    """
+    s, T = interest.shape
+    watch = np.empty(s)
+    satisfaction = np.empty(s)
+    reward = np.empty(s)
+    new_budget = np.empty(s)
+    new_patience = np.empty(s) if use_patience else patience
+    new_steps = np.empty(s, np.int64)
+    new_ret = np.empty(s)
+    new_clicks = np.empty(s, np.int64)
+    new_sat_sum = np.empty(s)
+    new_interest = np.empty((s, T))
+    new_satiation = np.empty((s, T)) if use_satiation else satiation
+    new_history = np.empty((s, T))
+    new_anchor = np.empty((s, T)) if exogenous else anchor
+    ended = np.empty(s, np.bool_)
+    for i in range(s):
+        ck = clicked[i]
+        fck = 1.0 if ck else 0.0
+        length = c_length[i]
+        if engaged:
+            length = length / (1.0 + exps[0, i])
+        b = budget[i]
+        w = (b if b < length else length) * fck
+        watch[i] = w
+        sat = fck / (1.0 + exps[1, i])
+        satisfaction[i] = sat
+        # consumption
+        for t in range(T):
+            new_interest[i, t] = interest[i, t]
+        if onehot:
+            c = topic_chosen[i]
+            if endogenous and ck:
+                x = interest[i, c]
+                toward = u_endo[i] < (x + 1.0) * 0.5
+                st = interest_step * (1.0 - abs(x)) * (1.0 - x)
+                v = x + (st if toward else -st)
+                new_interest[i, c] = min(max(v, -1.0), 1.0)
+            if use_satiation:
+                for t in range(T):
+                    new_satiation[i, t] = satiation[i, t] * satiation_decay
+                if ck:
+                    new_satiation[i, c] += 1.0
+            for t in range(T):
+                new_history[i, t] = history[i, t] * history_decay
+            if ck:
+                new_history[i, c] += 1.0
+        else:
+            if endogenous:
+                toward = u_endo[i] < mix_dot[i]
+                for t in range(T):
+                    x = interest[i, t]
+                    mt = np.float64(mix_chosen[i, t])
+                    st = interest_step * (1.0 - abs(x)) * (mt - x) * mt
+                    v = x + (st if toward else -st)
+                    new_interest[i, t] = min(max(v, -1.0), 1.0)
+            if use_satiation:
+                for t in range(T):
+                    new_satiation[i, t] = (satiation[i, t] * satiation_decay
+                                           + np.float64(mix_chosen[i, t]))
+            for t in range(T):
+                new_history[i, t] = history[i, t] * history_decay + np.float64(mix_chosen[i, t])
+        if exogenous:
+            h = home_all[user[i]]
+            for t in range(T):
+                da = anchor[i, t] - h[t]
+                dx = new_interest[i, t] - h[t]
+                n_da = p11 * da + l11 * eps[0, i, t]
+                n_dx = p21 * da + p22 * dx + l21 * eps[0, i, t] + l22 * eps[1, i, t]
+                new_interest[i, t] = min(max(h[t] + n_dx, -1.0), 1.0)
+                new_anchor[i, t] = h[t] + n_da
+        nb = b - (w * (1.0 - quality_bonus * c_quality[i]) if ck else no_click_penalty)
+        new_budget[i] = nb
+        end = nb <= 0
+        if use_patience:
+            cost = 1.0 - sat / NEUTRAL_SATISFACTION
+            if not cost > 0.0:
+                cost = 0.0
+            npat = patience[i] - (cost if ck else NO_CLICK_PATIENCE_COST)
+            new_patience[i] = npat
+            end = end or npat <= 0
+        ended[i] = end
+        rw = w if reward_watch else fck
+        reward[i] = rw
+        new_steps[i] = steps[i] + 1
+        new_ret[i] = ret[i] + rw
+        new_clicks[i] = clicks[i] + (1 if ck else 0)
+        new_sat_sum[i] = sat_sum[i] + sat
+        acc[0, i] += n_imp[i]
+        acc[1, i] += fck
+        acc[4, i] += w
+    return (watch, satisfaction, reward, new_budget, new_patience, new_steps, new_ret,
+            new_clicks, new_sat_sum, new_interest, new_satiation, new_history, new_anchor, ended)
+
+
+@_jit
+def build_obs(rows, history, budget, steps, clicks, interest, observe_interest, history_scale,
+              session_budget, onehot, topic, content, extra, user_dim, item_dim):
+    """Recommender observations of session slots ``rows``, as ``World.recommender_obs``.
+
+    Args:
+        rows: (n,) int64 slots.
+        onehot: the candidates' content is their one-hot ``topic`` (s, C) (``content`` and
+            ``extra`` not read); otherwise ``content`` (s, C, D) and ``extra`` (s, C, 4).
+
+    Returns:
+        (n, user_dim + C * item_dim) float32.
+    """
+    n = rows.shape[0]
+    T = history.shape[1]
+    C = topic.shape[1] if onehot else content.shape[1]
+    D = item_dim - 4
+    out = np.empty((n, user_dim + C * item_dim), np.float32)
+    for r in range(n):
+        i = rows[r]
+        o = out[r]
+        for t in range(T):
+            o[t] = history[i, t] * history_scale
+        o[T] = 1.0 - budget[i] / session_budget
+        o[T + 1] = steps[i] / 100.0
+        st = steps[i] if steps[i] > 1 else 1
+        o[T + 2] = clicks[i] / st
+        if observe_interest:
+            for t in range(T):
+                o[T + 3 + t] = interest[i, t]
+        if onehot:
+            for x in range(user_dim, o.shape[0]):
+                o[x] = 0.0
+            for j in range(C):
+                o[user_dim + j * item_dim + topic[i, j]] = 1.0
+        else:
+            for j in range(C):
+                b = user_dim + j * item_dim
+                for d in range(D):
+                    o[b + d] = content[i, j, d]
+                for d in range(4):
+                    o[b + D + d] = extra[i, j, d]
+    return out
+
+
+@_jit
+def extra_features(item_id, age, impressions, clicks, log1p_table, cold_threshold):
+    """(s, C, 4) float32 age / 100, log1p(impressions) (looked up in ``log1p_table``, numpy's
+    own values), CTR and cold flag: ``World._extra_features``. Returns ``(out, ok)``; ``ok``
+    is False (and ``out`` incomplete) when an impression count is past the table's end."""
+    s, C = item_id.shape
+    out = np.empty((s, C, 4), np.float32)
+    n_table = log1p_table.shape[0]
+    for i in range(s):
+        for j in range(C):
+            imp = impressions[i, j]
+            if imp >= n_table:
+                return out, False
+            out[i, j, 0] = age[i, j] / 100.0
+            out[i, j, 1] = log1p_table[imp]
+            out[i, j, 2] = clicks[i, j] / (imp if imp > 1 else 1)
+            out[i, j, 3] = 1.0 if (item_id[i, j] >= 0 and imp < cold_threshold) else 0.0
+    return out, True
