@@ -34,13 +34,47 @@ from recsim_env.response import NEUTRAL_SATISFACTION, NO_CLICK_PATIENCE_COST
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 MNL, PROPORTIONAL, CASCADE = 0, 1, 2
-"""Codes of :attr:`EnvConfig.choice_model` passed to :func:`gather_slate`."""
+"""Codes of :attr:`EnvConfig.choice_model` (``flags[F_MODEL]``); ``CASCADE`` also stands for
+"probabilities computed in numpy" (rows wider than ``choice._NARROW``)."""
+
+# Scalars of the step, packed into one float64 array (one argument instead of eighteen: a
+# compiled call pays per argument and, far more, per returned array, so kernels write into
+# arrays they are given and return nothing).
+(P_QUALITY_IN_CHOICE, P_SATIATION_STRENGTH, P_TEMPERATURE, P_NO_CLICK_UTILITY,
+ P_NO_CLICK_WEIGHT, P_MIN_NORMALIZER, P_WATCH_SHARPNESS, P_INTEREST_STEP, P_SATIATION_DECAY,
+ P_HISTORY_DECAY, P_P11, P_P21, P_P22, P_L11, P_L21, P_L22, P_QUALITY_BONUS,
+ P_NO_CLICK_PENALTY) = range(18)
+(F_ONEHOT, F_SATIATION, F_MODEL, F_ENGAGED, F_PATIENCE, F_ENDOGENOUS, F_EXOGENOUS,
+ F_REWARD_WATCH) = range(8)
+
+# rows of the per-step output blocks
+(O_C_UTIL, O_WATCH, O_SATISFACTION, O_REWARD, O_BUDGET, O_PATIENCE, O_RET,
+ O_SAT_SUM) = range(8)
+I_PICK, I_STEPS, I_CLICKS, I_N_IMP = range(4)
+X_INTEREST, X_SATIATION, X_HISTORY, X_ANCHOR = range(4)
+
+
+def step_params(cfg, one_step) -> tuple[np.ndarray, np.ndarray]:
+    """``(params (18,) float64, flags (8,) int64)`` of ``cfg`` for the kernels; ``one_step``
+    is ``users.drift_transition(1, cfg)``."""
+    p11, p21, p22, chol = one_step
+    params = np.array([
+        cfg.quality_in_choice, cfg.satiation_strength, cfg.choice_temperature,
+        cfg.no_click_utility, cfg.no_click_mass - cfg.min_normalizer, cfg.min_normalizer,
+        cfg.watch_sharpness, cfg.interest_step, cfg.satiation_decay, cfg.history_decay,
+        float(p11), float(p21), float(p22), float(chol[0]), float(chol[1]), float(chol[2]),
+        cfg.quality_bonus, cfg.no_click_penalty], np.float64)
+    codes = {"mnl": MNL, "proportional": PROPORTIONAL, "cascade": CASCADE}
+    flags = np.array([cfg.topic_purity == 1.0, cfg.satiation, codes[cfg.choice_model],
+                      cfg.watch_mode == "engaged", cfg.patience is not None,
+                      cfg.endogenous_drift, cfg.exogenous_drift,
+                      cfg.recommender_reward == "watch_time"], np.int64)
+    return params, flags
 
 
 @_jit
 def gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix, sat_mix,
-                 onehot, use_satiation, quality_in_choice, satiation_strength, model,
-                 temperature, no_click_utility, no_click_weight, min_normalizer):
+                 params, flags, shown, quality, affinity, utility, z, n_imp):
     """Gather the slate and its utilities; the choice model's unnormalised weights.
 
     Restates ``items.repeated_mask``, the one-hot gathers of ``World.step``,
@@ -49,25 +83,22 @@ def gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix,
 
     Args:
         slates: (s, k) int64 candidate indices.
-        cand_topic: (s, C) int64 candidates' main topics (read when ``onehot``).
+        cand_topic: (s, C) int64 candidates' main topics (read when ``F_ONEHOT``).
         cand_quality: (s, C) float64.
-        interest, satiation: (s, T) float64 session arrays (read when ``onehot``).
+        interest, satiation: (s, T) float64 session arrays (read when ``F_ONEHOT``).
         aff_mix, sat_mix: (s, k) float64 ``interest . mix`` and ``satiation . mix`` computed in
-            numpy (read when not ``onehot``).
-        model: :data:`MNL`, :data:`PROPORTIONAL` or :data:`CASCADE` (no weights).
-
-    Returns:
-        ``(shown (s, k) bool, n_imp (s,) int64 distinct items shown, quality, affinity,
-        utility (s, k) float64, z (s, k + 1) float64)``.
+            numpy (read when not ``F_ONEHOT``).
+        params, flags: from :func:`step_params`.
+        shown (s, k) bool, quality, affinity, utility (s, k) float64, z (s, k + 1) float64
+            (not written for ``CASCADE``), n_imp (s,) int64 distinct items shown: written.
     """
     s, k = slates.shape
-    shown = np.empty((s, k), np.bool_)
-    quality = np.empty((s, k))
-    affinity = np.empty((s, k))
-    utility = np.empty((s, k))
-    z = np.empty((s, k + 1))
-    n_imp = np.zeros(s, np.int64)
+    onehot, use_sat, model = flags[F_ONEHOT], flags[F_SATIATION], flags[F_MODEL]
+    qic, ss = params[P_QUALITY_IN_CHOICE], params[P_SATIATION_STRENGTH]
+    temperature = params[P_TEMPERATURE]
+    min_normalizer = params[P_MIN_NORMALIZER]
     for i in range(s):
+        n_imp[i] = 0
         for j in range(k):
             c = slates[i, j]
             rep = False
@@ -88,15 +119,15 @@ def gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix,
                 sv = sat_mix[i, j]
             affinity[i, j] = a
             u = a
-            if quality_in_choice != 0.0:
-                u = u + quality_in_choice * q
-            if use_satiation:
-                u = u - satiation_strength * sv
+            if qic != 0.0:
+                u = u + qic * q
+            if use_sat:
+                u = u - ss * sv
             utility[i, j] = u
         if model == MNL:
             for j in range(k):
                 z[i, j] = utility[i, j] / temperature if shown[i, j] else -np.inf
-            z[i, k] = no_click_utility / temperature
+            z[i, k] = params[P_NO_CLICK_UTILITY] / temperature
             top = z[i, 0]
             for j in range(1, k + 1):
                 if z[i, j] > top:
@@ -109,13 +140,13 @@ def gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix,
                 if not w > 0.0:
                     w = 0.0
                 z[i, j] = w * (1.0 if shown[i, j] else 0.0)
-            z[i, k] = no_click_weight
-    return shown, n_imp, quality, affinity, utility, z
+            z[i, k] = params[P_NO_CLICK_WEIGHT]
 
 
 @_jit
 def pick_and_respond(z, normalize, u, override, slates, utility, quality, affinity,
-                     cand_length, engaged, watch_sharpness):
+                     cand_length, params, flags, out_f, out_i, clicked, pos, chosen, c_quality,
+                     c_length, args):
     """Sample the choice, apply user agents' overrides, gather the chosen item's response
     inputs and the arguments of the ``exp`` that watch time and satisfaction need.
 
@@ -128,22 +159,15 @@ def pick_and_respond(z, normalize, u, override, slates, utility, quality, affini
         u: (s,) the choice uniforms.
         override: (s,) int64: -2 lets the model decide; (0,) for no overrides.
         cand_length: (s, C) candidates' lengths.
-
-    Returns:
-        ``(pick (s,) int64, clicked (s,) bool, pos (s,) int64, chosen (s,) int64, c_util,
-        c_quality, c_length (s,) float64, args (2, s) float64)``; ``args[0]`` is the watch
-        exponent (only for ``engaged``), ``args[1]`` is ``-c_util``.
+        out_f: (8, s) float64, row ``O_C_UTIL`` written; out_i: (4, s) int64, row ``I_PICK``
+            written; clicked (s,) bool, pos, chosen (s,) int64, c_quality, c_length (s,)
+            float64 and args (2, s) float64 written: ``args[0]`` is the watch exponent (only
+            for ``engaged``), ``args[1]`` is ``-c_util``.
     """
     s, m = z.shape
-    pick = np.empty(s, np.int64)
-    clicked = np.empty(s, np.bool_)
-    pos = np.empty(s, np.int64)
-    chosen = np.empty(s, np.int64)
-    c_util = np.empty(s)
-    c_quality = np.empty(s)
-    c_length = np.empty(s)
-    args = np.zeros((2, s))
     has_override = override.shape[0] > 0
+    engaged = flags[F_ENGAGED]
+    sharpness = params[P_WATCH_SHARPNESS]
     for i in range(s):
         if normalize:
             total = z[i, 0]
@@ -161,7 +185,7 @@ def pick_and_respond(z, normalize, u, override, slates, utility, quality, affini
         p = -1 if idx == m - 1 else idx
         if has_override and override[i] >= -1:
             p = override[i]
-        pick[i] = p
+        out_i[I_PICK, i] = p
         ck = p >= 0
         clicked[i] = ck
         ps = p if p > 0 else 0
@@ -169,27 +193,36 @@ def pick_and_respond(z, normalize, u, override, slates, utility, quality, affini
         ch = slates[i, ps]
         chosen[i] = ch
         cu = utility[i, ps] * (1.0 if ck else 0.0)
-        c_util[i] = cu
+        out_f[O_C_UTIL, i] = cu
         cq = quality[i, ps]
         c_quality[i] = cq
         c_length[i] = cand_length[i, ch]
-        if engaged:
-            args[0, i] = -watch_sharpness * (affinity[i, ps] + cq)
+        args[0, i] = -sharpness * (affinity[i, ps] + cq) if engaged else 0.0
         args[1, i] = -cu
-    return pick, clicked, pos, chosen, c_util, c_quality, c_length, args
 
 
 @_jit
-def update_sessions(clicked, exps, c_length, c_quality, engaged, topic_chosen, mix_chosen,
-                    mix_dot, onehot, budget, patience, use_patience, steps, ret, clicks,
-                    sat_sum, interest, satiation, history, anchor, home_all, user,
-                    endogenous, u_endo, interest_step, use_satiation, satiation_decay,
-                    history_decay, exogenous, eps, p11, p21, p22, l11, l21, l22,
-                    quality_bonus, no_click_penalty, reward_watch, n_imp, acc):
+def gather_and_pick(slates, cand_topic, cand_quality, interest, satiation, aff_mix, sat_mix,
+                    params, flags, shown, quality, affinity, utility, z, u, override,
+                    cand_length, out_f, out_i, clicked, pos, chosen, c_quality, c_length, args):
+    """:func:`gather_slate` then :func:`pick_and_respond` in one call, for the proportional
+    model (no ``exp`` between them); arguments as theirs."""
+    gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix, sat_mix,
+                 params, flags, shown, quality, affinity, utility, z, out_i[I_N_IMP])
+    pick_and_respond(z, True, u, override, slates, utility, quality, affinity, cand_length,
+                     params, flags, out_f, out_i, clicked, pos, chosen, c_quality, c_length,
+                     args)
+
+
+@_jit
+def update_sessions(clicked, exps, c_length, c_quality, topic_chosen, mix_chosen, mix_dot,
+                    budget, patience, steps, ret, clicks, sat_sum, interest, satiation,
+                    history, anchor, home_all, user, u_endo, eps, params, flags, acc, out_f,
+                    out_i, out_x, ended):
     """Respond to the choice and update the sessions: watch time, satisfaction, consumption
     (endogenous drift, satiation, history), one step of exogenous drift, budget, patience,
     reward, the session sums, the end of sessions, and the per-slot accumulators (rows 0, 1
-    and 4, in place).
+    and 4 of ``acc``, in place).
 
     Restates ``response.watch_time``, ``response.satisfaction``, ``users.consume_onehot`` /
     ``users.consume``, ``users.drift_exogenous`` (one step), ``response.update_budget``,
@@ -198,32 +231,24 @@ def update_sessions(clicked, exps, c_length, c_quality, engaged, topic_chosen, m
 
     Args:
         exps: (2, s) ``exp`` of ``pick_and_respond``'s ``args``.
-        topic_chosen: (s,) int64 consumed topic (``onehot``).
+        topic_chosen: (s,) int64 consumed topic (``F_ONEHOT``).
         mix_chosen: (s, T) float32 consumed mixture times ``clicked``; ``mix_dot``: (s,)
-            its dot with ``(interest + 1) * 0.5`` (not ``onehot``, with endogenous drift).
+            its dot with ``(interest + 1) * 0.5`` (not ``F_ONEHOT``, with endogenous drift).
         home_all: (n_users, T) the population's homes, gathered at ``user``.
         u_endo: (s,) uniforms of the endogenous drift; ``eps``: (2, s, T) normals of the
             exogenous drift.
-
-    Returns:
-        New arrays ``(watch, satisfaction, reward, budget, patience, steps, ret, clicks,
-        sat_sum, interest, satiation, history, anchor, ended)``.
+        out_f (8, s), out_i (4, s), out_x (4, s, T), ended (s,): written (rows ``O_*``,
+            ``I_*``, ``X_*``); the session arrays given are not modified.
     """
     s, T = interest.shape
-    watch = np.empty(s)
-    satisfaction = np.empty(s)
-    reward = np.empty(s)
-    new_budget = np.empty(s)
-    new_patience = np.empty(s) if use_patience else patience
-    new_steps = np.empty(s, np.int64)
-    new_ret = np.empty(s)
-    new_clicks = np.empty(s, np.int64)
-    new_sat_sum = np.empty(s)
-    new_interest = np.empty((s, T))
-    new_satiation = np.empty((s, T)) if use_satiation else satiation
-    new_history = np.empty((s, T))
-    new_anchor = np.empty((s, T)) if exogenous else anchor
-    ended = np.empty(s, np.bool_)
+    onehot, use_sat, use_pat = flags[F_ONEHOT], flags[F_SATIATION], flags[F_PATIENCE]
+    endogenous, exogenous, engaged = flags[F_ENDOGENOUS], flags[F_EXOGENOUS], flags[F_ENGAGED]
+    interest_step = params[P_INTEREST_STEP]
+    satiation_decay, history_decay = params[P_SATIATION_DECAY], params[P_HISTORY_DECAY]
+    p11, p21, p22 = params[P_P11], params[P_P21], params[P_P22]
+    l11, l21, l22 = params[P_L11], params[P_L21], params[P_L22]
+    new_interest, new_satiation = out_x[X_INTEREST], out_x[X_SATIATION]
+    new_history, new_anchor = out_x[X_HISTORY], out_x[X_ANCHOR]
     for i in range(s):
         ck = clicked[i]
         fck = 1.0 if ck else 0.0
@@ -232,12 +257,14 @@ def update_sessions(clicked, exps, c_length, c_quality, engaged, topic_chosen, m
             length = length / (1.0 + exps[0, i])
         b = budget[i]
         w = (b if b < length else length) * fck
-        watch[i] = w
+        out_f[O_WATCH, i] = w
         sat = fck / (1.0 + exps[1, i])
-        satisfaction[i] = sat
+        out_f[O_SATISFACTION, i] = sat
         # consumption
         for t in range(T):
             new_interest[i, t] = interest[i, t]
+            new_satiation[i, t] = satiation[i, t]
+            new_anchor[i, t] = anchor[i, t]
         if onehot:
             c = topic_chosen[i]
             if endogenous and ck:
@@ -246,7 +273,7 @@ def update_sessions(clicked, exps, c_length, c_quality, engaged, topic_chosen, m
                 st = interest_step * (1.0 - abs(x)) * (1.0 - x)
                 v = x + (st if toward else -st)
                 new_interest[i, c] = min(max(v, -1.0), 1.0)
-            if use_satiation:
+            if use_sat:
                 for t in range(T):
                     new_satiation[i, t] = satiation[i, t] * satiation_decay
                 if ck:
@@ -264,7 +291,7 @@ def update_sessions(clicked, exps, c_length, c_quality, engaged, topic_chosen, m
                     st = interest_step * (1.0 - abs(x)) * (mt - x) * mt
                     v = x + (st if toward else -st)
                     new_interest[i, t] = min(max(v, -1.0), 1.0)
-            if use_satiation:
+            if use_sat:
                 for t in range(T):
                     new_satiation[i, t] = (satiation[i, t] * satiation_decay
                                            + np.float64(mix_chosen[i, t]))
@@ -279,48 +306,46 @@ def update_sessions(clicked, exps, c_length, c_quality, engaged, topic_chosen, m
                 n_dx = p21 * da + p22 * dx + l21 * eps[0, i, t] + l22 * eps[1, i, t]
                 new_interest[i, t] = min(max(h[t] + n_dx, -1.0), 1.0)
                 new_anchor[i, t] = h[t] + n_da
-        nb = b - (w * (1.0 - quality_bonus * c_quality[i]) if ck else no_click_penalty)
-        new_budget[i] = nb
+        refund = params[P_QUALITY_BONUS] * c_quality[i]
+        nb = b - (w * (1.0 - refund) if ck else params[P_NO_CLICK_PENALTY])
+        out_f[O_BUDGET, i] = nb
         end = nb <= 0
-        if use_patience:
+        if use_pat:
             cost = 1.0 - sat / NEUTRAL_SATISFACTION
             if not cost > 0.0:
                 cost = 0.0
             npat = patience[i] - (cost if ck else NO_CLICK_PATIENCE_COST)
-            new_patience[i] = npat
             end = end or npat <= 0
+        else:
+            npat = patience[i]
+        out_f[O_PATIENCE, i] = npat
         ended[i] = end
-        rw = w if reward_watch else fck
-        reward[i] = rw
-        new_steps[i] = steps[i] + 1
-        new_ret[i] = ret[i] + rw
-        new_clicks[i] = clicks[i] + (1 if ck else 0)
-        new_sat_sum[i] = sat_sum[i] + sat
-        acc[0, i] += n_imp[i]
+        rw = w if flags[F_REWARD_WATCH] else fck
+        out_f[O_REWARD, i] = rw
+        out_i[I_STEPS, i] = steps[i] + 1
+        out_f[O_RET, i] = ret[i] + rw
+        out_i[I_CLICKS, i] = clicks[i] + (1 if ck else 0)
+        out_f[O_SAT_SUM, i] = sat_sum[i] + sat
+        acc[0, i] += out_i[I_N_IMP, i]
         acc[1, i] += fck
         acc[4, i] += w
-    return (watch, satisfaction, reward, new_budget, new_patience, new_steps, new_ret,
-            new_clicks, new_sat_sum, new_interest, new_satiation, new_history, new_anchor, ended)
 
 
 @_jit
 def build_obs(rows, history, budget, steps, clicks, interest, observe_interest, history_scale,
-              session_budget, onehot, topic, content, extra, user_dim, item_dim):
+              session_budget, onehot, topic, content, extra, user_dim, item_dim, out):
     """Recommender observations of session slots ``rows``, as ``World.recommender_obs``.
 
     Args:
         rows: (n,) int64 slots.
         onehot: the candidates' content is their one-hot ``topic`` (s, C) (``content`` and
             ``extra`` not read); otherwise ``content`` (s, C, D) and ``extra`` (s, C, 4).
-
-    Returns:
-        (n, user_dim + C * item_dim) float32.
+        out: (n, user_dim + C * item_dim) float32, written.
     """
     n = rows.shape[0]
     T = history.shape[1]
     C = topic.shape[1] if onehot else content.shape[1]
     D = item_dim - 4
-    out = np.empty((n, user_dim + C * item_dim), np.float32)
     for r in range(n):
         i = rows[r]
         o = out[r]
@@ -345,24 +370,22 @@ def build_obs(rows, history, budget, steps, clicks, interest, observe_interest, 
                     o[b + d] = content[i, j, d]
                 for d in range(4):
                     o[b + D + d] = extra[i, j, d]
-    return out
 
 
 @_jit
-def extra_features(item_id, age, impressions, clicks, log1p_table, cold_threshold):
-    """(s, C, 4) float32 age / 100, log1p(impressions) (looked up in ``log1p_table``, numpy's
-    own values), CTR and cold flag: ``World._extra_features``. Returns ``(out, ok)``; ``ok``
-    is False (and ``out`` incomplete) when an impression count is past the table's end."""
+def extra_features(item_id, age, impressions, clicks, log1p_table, cold_threshold, out):
+    """Write ``out`` (s, C, 4) float32: age / 100, log1p(impressions) (looked up in
+    ``log1p_table``, numpy's own values), CTR and cold flag, as ``World._extra_features``.
+    Returns False (``out`` incomplete) when an impression count is past the table's end."""
     s, C = item_id.shape
-    out = np.empty((s, C, 4), np.float32)
     n_table = log1p_table.shape[0]
     for i in range(s):
         for j in range(C):
             imp = impressions[i, j]
             if imp >= n_table:
-                return out, False
+                return False
             out[i, j, 0] = age[i, j] / 100.0
             out[i, j, 1] = log1p_table[imp]
             out[i, j, 2] = clicks[i, j] / (imp if imp > 1 else 1)
             out[i, j, 3] = 1.0 if (item_id[i, j] >= 0 and imp < cold_threshold) else 0.0
-    return out, True
+    return True

@@ -191,6 +191,23 @@ DEFAULT_BACKEND = "numba"
 BACKEND_ENV = "RECSIM_ENV_BACKEND"
 """Environment variable that chooses the backend of worlds built without one (every face)."""
 
+class _Scratch(NamedTuple):
+    """Intermediates of the compiled step, reused every step (never handed out)."""
+
+    shown: np.ndarray
+    quality: np.ndarray
+    affinity: np.ndarray
+    utility: np.ndarray
+    z: np.ndarray
+    clicked: np.ndarray
+    pos: np.ndarray
+    chosen: np.ndarray
+    c_quality: np.ndarray
+    c_length: np.ndarray
+    args: np.ndarray
+    exps: np.ndarray
+
+
 # counted when sessions end
 _COUNTERS = ("sessions", "session_length", "session_return", "returned_in_window",
              "first_clicks", "time_to_first_click")
@@ -278,11 +295,17 @@ class World:
             from recsim_env import kernels  # imported (and its cache loaded) on first use
 
             self._kernels = kernels
-            codes = {"mnl": kernels.MNL, "proportional": kernels.PROPORTIONAL,
-                     "cascade": kernels.CASCADE}
-            # rows wider than choice._NARROW are summed pairwise by numpy: let numpy normalise
-            narrow = config.slate_size + 1 <= choice_lib._NARROW
-            self._choice_code = codes[config.choice_model] if narrow else kernels.CASCADE
+            self._kparams, self._kflags = kernels.step_params(config, self._one_step)
+            if config.slate_size + 1 > choice_lib._NARROW:
+                # numpy sums rows this wide pairwise: numpy computes the probabilities
+                self._kflags[kernels.F_MODEL] = kernels.CASCADE
+            k = config.slate_size
+            self._scratch = _Scratch(
+                shown=np.empty((n, k), bool), quality=np.empty((n, k)),
+                affinity=np.empty((n, k)), utility=np.empty((n, k)), z=np.empty((n, k + 1)),
+                clicked=np.empty(n, bool), pos=np.empty(n, np.int64),
+                chosen=np.empty(n, np.int64), c_quality=np.empty(n), c_length=np.empty(n),
+                args=np.empty((2, n)), exps=np.empty((2, n)))
             self._no_override = _frozen(np.zeros(0, np.int64))
             self._empty_s = _frozen(np.zeros(0))
             self._empty_sk = _frozen(np.zeros((0, 0)))
@@ -501,11 +524,11 @@ class World:
         """(s, c, 4) float32 age / 100, log1p(impressions), CTR and cold flag of catalog
         candidates (zero for fresh documents, ``item_id == -1``)."""
         if self._kernels is not None:
+            extra = np.empty(cand.item_id.shape + (len(ITEM_EXTRA_FEATURES),), np.float32)
             while True:
-                extra, ok = self._kernels.extra_features(
-                    cand.item_id, cand.age, cand.impressions, cand.clicks, self._log1p,
-                    self.config.cold_start_impressions)
-                if ok:
+                if self._kernels.extra_features(cand.item_id, cand.age, cand.impressions,
+                                                cand.clicks, self._log1p,
+                                                self.config.cold_start_impressions, extra):
                     return extra
                 # grow the table (same function on the same integers: the same values)
                 self._log1p = np.log1p(np.arange(2 * int(cand.impressions.max()) + 1,
@@ -554,12 +577,14 @@ class World:
         content, extra = self.candidates.content, self._cand_extra
         if self._kernels is not None:
             onehot = content is None
-            return self._kernels.build_obs(
-                self._arange_s if rows is None else rows, S.history, S.budget, S.steps,
-                S.clicks, S.interest, cfg.observe_interest, 1.0 - cfg.history_decay,
-                cfg.session_budget, onehot, self.candidates.topic,
+            rows = self._arange_s if rows is None else rows
+            out = np.empty((rows.shape[0], lay.size), np.float32)
+            self._kernels.build_obs(
+                rows, S.history, S.budget, S.steps, S.clicks, S.interest, cfg.observe_interest,
+                1.0 - cfg.history_decay, cfg.session_budget, onehot, self.candidates.topic,
                 self._fresh_extra if onehot else content, self._fresh_extra if onehot else extra,
-                lay.user_dim, lay.item_dim)
+                lay.user_dim, lay.item_dim, out)
+            return out
         if rows is not None:
             S = Sessions(*(a[rows] for a in S))
             if content is not None:
@@ -766,63 +791,72 @@ class World:
                           ) -> tuple:
         """:meth:`_respond_numpy` through the compiled kernels (:mod:`recsim_env.kernels`):
         the same draws from the same generators in the same order, the same arithmetic, the
-        same bits."""
+        same bits. Intermediates live in scratch arrays reused every step; what the step
+        hands out (results, session state) is new each step, as in the numpy path."""
         kern, cfg, S, cand = self._kernels, self.config, self.sessions, self.candidates
-        s, k = slates.shape
-        onehot = self._onehot_mix
-        if onehot:
+        s, T = S.interest.shape
+        x = self._scratch
+        params, flags = self._kparams, self._kflags
+        out_f = np.empty((8, s))
+        out_i = np.empty((4, s), np.int64)
+        out_x = np.empty((4, s, T))
+        ended = np.empty(s, bool)
+        if self._onehot_mix:
             aff_mix = sat_mix = mix = self._empty_sk
         else:
             mix = self.candidate_topic_mix()[self._arange_s[:, None], slates]  # (s, k, T)
             aff_mix = np.einsum("st,skt->sk", S.interest, mix)
             sat_mix = (np.einsum("st,skt->sk", S.satiation, mix) if cfg.satiation
                        else self._empty_sk)
-        model = self._choice_code
-        shown, n_imp, quality, affinity, utility, z = kern.gather_slate(
-            slates, cand.topic, cand.quality, S.interest, S.satiation, aff_mix, sat_mix, onehot,
-            cfg.satiation, cfg.quality_in_choice, cfg.satiation_strength, model,
-            cfg.choice_temperature, cfg.no_click_utility, cfg.no_click_mass - cfg.min_normalizer,
-            cfg.min_normalizer)
-        if model == kern.MNL:
-            np.exp(z, out=z)
-        elif model == kern.CASCADE:
-            z = choice_lib.choice_probabilities(utility, shown, cfg)
-        pick, clicked, pos, chosen, c_util, c_quality, c_length, args = kern.pick_and_respond(
-            z, model != kern.CASCADE, self.rng_choice.random(size=s),
-            self._no_override if choice_override is None else choice_override, slates, utility,
-            quality, affinity, cand.length, cfg.watch_mode == "engaged", cfg.watch_sharpness)
-        exps = np.exp(args)
-        topic_chosen, mix_chosen, mix_dot = self._zeros_s, self._empty_st, self._empty_s
-        if onehot:
-            topic_chosen = cand.topic[self._arange_s, chosen]
+        override = self._no_override if choice_override is None else choice_override
+        gathered = (slates, cand.topic, cand.quality, S.interest, S.satiation, aff_mix, sat_mix,
+                    params, flags, x.shown, x.quality, x.affinity, x.utility, x.z)
+        picked = (override, slates, x.utility, x.quality, x.affinity, cand.length, params,
+                  flags, out_f, out_i, x.clicked, x.pos, x.chosen, x.c_quality, x.c_length,
+                  x.args)
+        model = int(flags[kern.F_MODEL])
+        if model == kern.PROPORTIONAL:
+            kern.gather_and_pick(*gathered, self.rng_choice.random(size=s), override,
+                                 cand.length, out_f, out_i, x.clicked, x.pos, x.chosen,
+                                 x.c_quality, x.c_length, x.args)
         else:
-            mix_chosen = mix[self._arange_s, pos] * clicked[:, None]
-        u_endo = eps = self._empty_s
+            kern.gather_slate(*gathered, out_i[kern.I_N_IMP])
+            if model == kern.MNL:
+                np.exp(x.z, out=x.z)
+                z = x.z
+            else:
+                z = choice_lib.choice_probabilities(x.utility, x.shown, cfg)
+            kern.pick_and_respond(z, model == kern.MNL, self.rng_choice.random(size=s),
+                                  *picked)
+        np.exp(x.args, out=x.exps)
+        clicked = x.clicked
+        topic_chosen, mix_chosen, mix_dot = self._zeros_s, self._empty_st, self._empty_s
+        if self._onehot_mix:
+            topic_chosen = cand.topic[self._arange_s, x.chosen]
+        else:
+            mix_chosen = mix[self._arange_s, x.pos] * clicked[:, None]
+        u_endo = self._empty_s
         if cfg.endogenous_drift:
             u_endo = self.rng_users.random(size=s)
-            if not onehot:  # users_lib.consume's dot product, in numpy's summation order
+            if not self._onehot_mix:  # users_lib.consume's dot product, in numpy's order
                 mix_dot = np.einsum("st,st->s", (S.interest + 1.0) * 0.5,
                                     mix_chosen * clicked[:, None])
-        if cfg.exogenous_drift:
-            eps = self.rng_users.standard_normal(size=(2,) + S.interest.shape)
-        else:
-            eps = self._empty_eps
-        p11, p21, p22, chol = self._one_step
-        (watch, satisfaction, reward, budget, patience, steps, ret, clicks, sat_sum, interest,
-         satiation, history, anchor, ended) = kern.update_sessions(
-            clicked, exps, c_length, c_quality, cfg.watch_mode == "engaged", topic_chosen,
-            mix_chosen, mix_dot, onehot, S.budget, S.patience, cfg.patience is not None, S.steps,
-            S.ret, S.clicks, S.satisfaction, S.interest, S.satiation, S.history, S.anchor,
-            self.users.home, S.user, cfg.endogenous_drift, u_endo, cfg.interest_step,
-            cfg.satiation, cfg.satiation_decay, cfg.history_decay, cfg.exogenous_drift, eps,
-            float(p11), float(p21), float(p22), float(chol[0]), float(chol[1]), float(chol[2]),
-            cfg.quality_bonus, cfg.no_click_penalty, cfg.recommender_reward == "watch_time",
-            n_imp, self._acc)
+        eps = (self.rng_users.standard_normal(size=(2, s, T)) if cfg.exogenous_drift
+               else self._empty_eps)
+        kern.update_sessions(
+            clicked, x.exps, x.c_length, x.c_quality, topic_chosen, mix_chosen, mix_dot,
+            S.budget, S.patience, S.steps, S.ret, S.clicks, S.satisfaction, S.interest,
+            S.satiation, S.history, S.anchor, self.users.home, S.user, u_endo, eps, params,
+            flags, self._acc, out_f, out_i, out_x, ended)
+        f, i, xs = out_f, out_i, out_x
         self.sessions = S._replace(
-            interest=interest, anchor=anchor, satiation=satiation, history=history,
-            budget=budget, patience=patience, steps=steps, ret=ret, clicks=clicks,
-            satisfaction=sat_sum)
-        return shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward, ended
+            interest=xs[kern.X_INTEREST], anchor=xs[kern.X_ANCHOR],
+            satiation=xs[kern.X_SATIATION], history=xs[kern.X_HISTORY],
+            budget=f[kern.O_BUDGET], patience=f[kern.O_PATIENCE], steps=i[kern.I_STEPS],
+            ret=f[kern.O_RET], clicks=i[kern.I_CLICKS], satisfaction=f[kern.O_SAT_SUM])
+        return (x.shown, i[kern.I_N_IMP], i[kern.I_PICK], clicked, x.pos, x.chosen,
+                f[kern.O_C_UTIL], f[kern.O_WATCH], f[kern.O_SATISFACTION], f[kern.O_REWARD],
+                ended)
 
     def _update_catalog(self, published: np.ndarray, publish: np.ndarray | None) -> None:
         cfg = self.config
