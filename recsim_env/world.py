@@ -797,6 +797,7 @@ class World:
         s, T = S.interest.shape
         x = self._scratch
         params, flags = self._kparams, self._kflags
+        flags[kern.F_ONEHOT] = self._onehot_mix  # which gathers the numpy path would use
         out_f = np.empty((8, s))
         out_i = np.empty((4, s), np.int64)
         out_x = np.empty((4, s, T))
