@@ -215,7 +215,7 @@ def gather_and_pick(slates, cand_topic, cand_quality, interest, satiation, aff_m
 
 
 @_jit
-def update_sessions(clicked, exps, c_length, c_quality, topic_chosen, mix_chosen, mix_dot,
+def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_chosen, mix_dot,
                     budget, patience, steps, ret, clicks, sat_sum, interest, satiation,
                     history, anchor, home_all, user, u_endo, eps, params, flags, acc, out_f,
                     out_i, out_x, ended):
@@ -231,7 +231,8 @@ def update_sessions(clicked, exps, c_length, c_quality, topic_chosen, mix_chosen
 
     Args:
         exps: (2, s) ``exp`` of ``pick_and_respond``'s ``args``.
-        topic_chosen: (s,) int64 consumed topic (``F_ONEHOT``).
+        cand_topic: (s, C) candidates' main topics; ``chosen`` (s,) the chosen candidates
+            (their topic is consumed, ``F_ONEHOT``).
         mix_chosen: (s, T) float32 consumed mixture times ``clicked``; ``mix_dot``: (s,)
             its dot with ``(interest + 1) * 0.5`` (not ``F_ONEHOT``, with endogenous drift).
         home_all: (n_users, T) the population's homes, gathered at ``user``.
@@ -239,6 +240,9 @@ def update_sessions(clicked, exps, c_length, c_quality, topic_chosen, mix_chosen
             exogenous drift.
         out_f (8, s), out_i (4, s), out_x (4, s, T), ended (s,): written (rows ``O_*``,
             ``I_*``, ``X_*``); the session arrays given are not modified.
+
+    Returns:
+        The number of sessions that ended.
     """
     s, T = interest.shape
     onehot, use_sat, use_pat = flags[F_ONEHOT], flags[F_SATIATION], flags[F_PATIENCE]
@@ -249,6 +253,7 @@ def update_sessions(clicked, exps, c_length, c_quality, topic_chosen, mix_chosen
     l11, l21, l22 = params[P_L11], params[P_L21], params[P_L22]
     new_interest, new_satiation = out_x[X_INTEREST], out_x[X_SATIATION]
     new_history, new_anchor = out_x[X_HISTORY], out_x[X_ANCHOR]
+    n_ended = 0
     for i in range(s):
         ck = clicked[i]
         fck = 1.0 if ck else 0.0
@@ -266,7 +271,7 @@ def update_sessions(clicked, exps, c_length, c_quality, topic_chosen, mix_chosen
             new_satiation[i, t] = satiation[i, t]
             new_anchor[i, t] = anchor[i, t]
         if onehot:
-            c = topic_chosen[i]
+            c = cand_topic[i, chosen[i]]
             if endogenous and ck:
                 x = interest[i, c]
                 toward = u_endo[i] < (x + 1.0) * 0.5
@@ -320,6 +325,7 @@ def update_sessions(clicked, exps, c_length, c_quality, topic_chosen, mix_chosen
             npat = patience[i]
         out_f[O_PATIENCE, i] = npat
         ended[i] = end
+        n_ended += end
         rw = w if flags[F_REWARD_WATCH] else fck
         out_f[O_REWARD, i] = rw
         out_i[I_STEPS, i] = steps[i] + 1
@@ -329,6 +335,7 @@ def update_sessions(clicked, exps, c_length, c_quality, topic_chosen, mix_chosen
         acc[0, i] += out_i[I_N_IMP, i]
         acc[1, i] += fck
         acc[4, i] += w
+    return n_ended
 
 
 @_jit

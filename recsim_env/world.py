@@ -278,6 +278,7 @@ class World:
                                 and config.content_encoder == "topic"
                                 and config.content_noise_value == 0.0)
         self._fresh_length = _frozen(np.full(n * config.n_candidates, config.item_length))
+        self._fresh_length_sc = self._fresh_length.reshape(n, config.n_candidates)
         c = config.n_candidates
         # flat offset of candidate j's first content entry in row i of an observation batch
         self._onehot_offsets = _frozen(np.arange(n)[:, None] * self.layout.size
@@ -496,7 +497,7 @@ class World:
             quality = (cfg.topic_quality_array[topics] + cfg.quality_noise
                        * self.rng_cand.standard_normal(s * c, dtype=np.float32))
             self._set_fresh_candidates(topics.reshape(s, c), None, quality.reshape(s, c),
-                                       self._fresh_length.reshape(s, c), None)
+                                       self._fresh_length_sc, None)
             self._cand_extra = None
             return
         if self._catalog_mode:
@@ -658,8 +659,8 @@ class World:
         r = self._arange_s
         rows = r[:, None]
         respond = self._respond_numpy if self._kernels is None else self._respond_compiled
-        shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward, ended = (
-            respond(slates, choice_override))
+        (shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward, ended,
+         any_ended) = respond(slates, choice_override)
         S = self.sessions
         steps, ret = S.steps, S.ret
         # update items
@@ -701,7 +702,7 @@ class World:
             self._acc[2] += cold_imp
             self._acc[3] += c_cold
         self.t += 1
-        if ended.any():
+        if any_ended:
             sess_len, sess_ret, sess_user = steps.copy(), ret.copy(), S.user.copy()
             terminal_obs = self.recommender_obs(np.flatnonzero(ended))
             self.restart_sessions(ended)
@@ -723,7 +724,7 @@ class World:
 
         Returns:
             ``(shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward,
-            ended)`` (see :meth:`step`).
+            ended, any_ended)`` (see :meth:`step`).
         """
         cfg, S, cand = self.config, self.sessions, self.candidates
         s, k = slates.shape
@@ -785,7 +786,8 @@ class World:
         acc[0] += n_imp
         acc[1] += clicked
         acc[4] += watch
-        return shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward, ended
+        return (shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward,
+                ended, ended.any())
 
     def _respond_compiled(self, slates: np.ndarray, choice_override: np.ndarray | None
                           ) -> tuple:
@@ -831,10 +833,8 @@ class World:
                                   *picked)
         np.exp(x.args, out=x.exps)
         clicked = x.clicked
-        topic_chosen, mix_chosen, mix_dot = self._zeros_s, self._empty_st, self._empty_s
-        if self._onehot_mix:
-            topic_chosen = cand.topic[self._arange_s, x.chosen]
-        else:
+        mix_chosen, mix_dot = self._empty_st, self._empty_s
+        if not self._onehot_mix:
             mix_chosen = mix[self._arange_s, x.pos] * clicked[:, None]
         u_endo = self._empty_s
         if cfg.endogenous_drift:
@@ -844,8 +844,8 @@ class World:
                                     mix_chosen * clicked[:, None])
         eps = (self.rng_users.standard_normal(size=(2, s, T)) if cfg.exogenous_drift
                else self._empty_eps)
-        kern.update_sessions(
-            clicked, x.exps, x.c_length, x.c_quality, topic_chosen, mix_chosen, mix_dot,
+        n_ended = kern.update_sessions(
+            clicked, x.exps, x.c_length, x.c_quality, cand.topic, x.chosen, mix_chosen, mix_dot,
             S.budget, S.patience, S.steps, S.ret, S.clicks, S.satisfaction, S.interest,
             S.satiation, S.history, S.anchor, self.users.home, S.user, u_endo, eps, params,
             flags, self._acc, out_f, out_i, out_x, ended)
@@ -857,7 +857,7 @@ class World:
             ret=f[kern.O_RET], clicks=i[kern.I_CLICKS], satisfaction=f[kern.O_SAT_SUM])
         return (x.shown, i[kern.I_N_IMP], i[kern.I_PICK], clicked, x.pos, x.chosen,
                 f[kern.O_C_UTIL], f[kern.O_WATCH], f[kern.O_SATISFACTION], f[kern.O_REWARD],
-                ended)
+                ended, n_ended > 0)
 
     def _update_catalog(self, published: np.ndarray, publish: np.ndarray | None) -> None:
         cfg = self.config
