@@ -78,6 +78,8 @@ def read_array(value: Any, who: str, space: spaces.Space | str) -> np.ndarray:
     Raises:
         ValueError: naming ``who``, the value and the space (see the module docstring).
     """
+    if type(value) is np.ndarray:  # the common case: nothing below refuses or converts it
+        return value
     why = _refuse_type(value)
     if why is not None:
         raise invalid_action(who, value, space, why)

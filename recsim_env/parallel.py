@@ -45,17 +45,18 @@ def recommender_infos(res: Any, slots: slice, with_session: bool = True
     reports the same keys): ``clicks``, ``watch_time``, ``impressions``, ``cold_impressions``,
     ``cold_clicks``, ``user``, and, ``with_session``, ``session = {"length", "return"}`` on the
     step a session ends. Each array is read once, as Python numbers."""
-    clicks = (res.choice[slots] >= 0).tolist()
-    watch, imp = res.watch_time[slots].tolist(), res.impressions[slots].tolist()
-    cold_imp, cold_clicks = res.cold_impressions[slots].tolist(), res.cold_clicks[slots].tolist()
-    user = res.session_user[slots].tolist()
-    infos = [{"clicks": int(c), "watch_time": w, "impressions": m, "cold_impressions": ci,
+    choice, watch = res.choice[slots].tolist(), res.watch_time[slots].tolist()
+    imp, cold_imp = res.impressions[slots].tolist(), res.cold_impressions[slots].tolist()
+    cold_clicks, user = res.cold_clicks[slots].tolist(), res.session_user[slots].tolist()
+    infos = [{"clicks": int(c >= 0), "watch_time": w, "impressions": m, "cold_impressions": ci,
               "cold_clicks": int(cc), "user": u}
-             for c, w, m, ci, cc, u in zip(clicks, watch, imp, cold_imp, cold_clicks, user)]
+             for c, w, m, ci, cc, u in zip(choice, watch, imp, cold_imp, cold_clicks, user)]
     if with_session:
-        for i in np.flatnonzero(res.session_ended[slots]).tolist():
-            infos[i]["session"] = {"length": int(res.session_length[slots][i]),
-                                   "return": float(res.session_return[slots][i])}
+        start = slots.start or 0
+        for i, ended in enumerate(res.session_ended[slots].tolist()):
+            if ended:
+                infos[i]["session"] = {"length": int(res.session_length[start + i]),
+                                       "return": float(res.session_return[start + i])}
     return infos
 
 
