@@ -51,7 +51,6 @@ MNL, PROPORTIONAL, CASCADE = 0, 1, 2
 (O_C_UTIL, O_WATCH, O_SATISFACTION, O_REWARD, O_BUDGET, O_PATIENCE, O_RET,
  O_SAT_SUM) = range(8)
 I_PICK, I_STEPS, I_CLICKS, I_N_IMP = range(4)
-X_INTEREST, X_SATIATION, X_HISTORY, X_ANCHOR = range(4)
 
 
 def step_params(cfg, one_step) -> tuple[np.ndarray, np.ndarray]:
@@ -218,7 +217,7 @@ def gather_and_pick(slates, cand_topic, cand_quality, interest, satiation, aff_m
 def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_chosen, mix_dot,
                     budget, patience, steps, ret, clicks, sat_sum, interest, satiation,
                     history, anchor, home_all, user, u_endo, eps, params, flags, acc, out_f,
-                    out_i, out_x, ended):
+                    out_i, new_interest, new_satiation, new_history, new_anchor, ended):
     """Respond to the choice and update the sessions: watch time, satisfaction, consumption
     (endogenous drift, satiation, history), one step of exogenous drift, budget, patience,
     reward, the session sums, the end of sessions, and the per-slot accumulators (rows 0, 1
@@ -238,8 +237,10 @@ def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_
         home_all: (n_users, T) the population's homes, gathered at ``user``.
         u_endo: (s,) uniforms of the endogenous drift; ``eps``: (2, s, T) normals of the
             exogenous drift.
-        out_f (8, s), out_i (4, s), out_x (4, s, T), ended (s,): written (rows ``O_*``,
-            ``I_*``, ``X_*``); the session arrays given are not modified.
+        out_f (8, s), out_i (4, s), new_interest, new_history (s, T), ended (s,): written
+            (rows ``O_*``, ``I_*``); ``new_satiation`` is written with ``F_SATIATION`` and
+            ``new_anchor`` with ``F_EXOGENOUS`` (otherwise the numpy path keeps the session's
+            arrays, and so does the caller). The session arrays given are not modified.
 
     Returns:
         The number of sessions that ended.
@@ -251,8 +252,6 @@ def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_
     satiation_decay, history_decay = params[P_SATIATION_DECAY], params[P_HISTORY_DECAY]
     p11, p21, p22 = params[P_P11], params[P_P21], params[P_P22]
     l11, l21, l22 = params[P_L11], params[P_L21], params[P_L22]
-    new_interest, new_satiation = out_x[X_INTEREST], out_x[X_SATIATION]
-    new_history, new_anchor = out_x[X_HISTORY], out_x[X_ANCHOR]
     n_ended = 0
     for i in range(s):
         ck = clicked[i]
@@ -268,8 +267,6 @@ def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_
         # consumption
         for t in range(T):
             new_interest[i, t] = interest[i, t]
-            new_satiation[i, t] = satiation[i, t]
-            new_anchor[i, t] = anchor[i, t]
         if onehot:
             c = cand_topic[i, chosen[i]]
             if endogenous and ck:

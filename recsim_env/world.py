@@ -802,7 +802,9 @@ class World:
         flags[kern.F_ONEHOT] = self._onehot_mix  # which gathers the numpy path would use
         out_f = np.empty((8, s))
         out_i = np.empty((4, s), np.int64)
-        out_x = np.empty((4, s, T))
+        new_interest, new_history = np.empty((s, T)), np.empty((s, T))
+        new_satiation = np.empty((s, T)) if cfg.satiation else S.satiation
+        new_anchor = np.empty((s, T)) if cfg.exogenous_drift else S.anchor
         ended = np.empty(s, bool)
         if self._onehot_mix:
             aff_mix = sat_mix = mix = self._empty_sk
@@ -848,11 +850,12 @@ class World:
             clicked, x.exps, x.c_length, x.c_quality, cand.topic, x.chosen, mix_chosen, mix_dot,
             S.budget, S.patience, S.steps, S.ret, S.clicks, S.satisfaction, S.interest,
             S.satiation, S.history, S.anchor, self.users.home, S.user, u_endo, eps, params,
-            flags, self._acc, out_f, out_i, out_x, ended)
-        f, i, xs = out_f, out_i, out_x
+            flags, self._acc, out_f, out_i, new_interest, new_satiation, new_history, new_anchor,
+            ended)
+        f, i = out_f, out_i
         self.sessions = S._replace(
-            interest=xs[kern.X_INTEREST], anchor=xs[kern.X_ANCHOR],
-            satiation=xs[kern.X_SATIATION], history=xs[kern.X_HISTORY],
+            interest=new_interest, anchor=new_anchor, satiation=new_satiation,
+            history=new_history,
             budget=f[kern.O_BUDGET], patience=f[kern.O_PATIENCE], steps=i[kern.I_STEPS],
             ret=f[kern.O_RET], clicks=i[kern.I_CLICKS], satisfaction=f[kern.O_SAT_SUM])
         return (x.shown, i[kern.I_N_IMP], i[kern.I_PICK], clicked, x.pos, x.chosen,
