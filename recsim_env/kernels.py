@@ -72,6 +72,16 @@ def step_params(cfg, one_step) -> tuple[np.ndarray, np.ndarray]:
 
 
 @_jit
+def gather_mix(topic_mix, slates, out):
+    """``out[i, j] = topic_mix[i, slates[i, j]]``: the slate's topic mixtures (s, k, T), the
+    gather ``topic_mix[rows, slates]`` of the numpy path (values copied, nothing computed)."""
+    s, k = slates.shape
+    for i in range(s):
+        for j in range(k):
+            out[i, j, :] = topic_mix[i, slates[i, j], :]
+
+
+@_jit
 def gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix, sat_mix,
                  params, flags, shown, quality, affinity, utility, z, n_imp):
     """Gather the slate and its utilities; the choice model's unnormalised weights.

@@ -809,7 +809,9 @@ class World:
         if self._onehot_mix:
             aff_mix = sat_mix = mix = self._empty_sk
         else:
-            mix = self.candidate_topic_mix()[self._arange_s[:, None], slates]  # (s, k, T)
+            tm = self.candidate_topic_mix()
+            mix = np.empty(slates.shape + tm.shape[2:], tm.dtype)  # (s, k, T)
+            kern.gather_mix(tm, slates, mix)
             aff_mix = np.einsum("st,skt->sk", S.interest, mix)
             sat_mix = (np.einsum("st,skt->sk", S.satiation, mix) if cfg.satiation
                        else self._empty_sk)
