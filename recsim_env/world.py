@@ -13,6 +13,7 @@ live in :mod:`recsim_env.response`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any, NamedTuple
 
@@ -191,6 +192,15 @@ DEFAULT_BACKEND = "numba"
 BACKEND_ENV = "RECSIM_ENV_BACKEND"
 """Environment variable that chooses the backend of worlds built without one (every face)."""
 
+@functools.cache
+def _kernels() -> Any:
+    """:mod:`recsim_env.kernels`, imported (numba and its on-disk cache loaded) on first use, so
+    that ``import recsim_env`` stays light; not kept on worlds, which stay deep-copyable."""
+    from recsim_env import kernels
+
+    return kernels
+
+
 class _Scratch(NamedTuple):
     """Intermediates of the compiled step, reused every step (never handed out)."""
 
@@ -291,11 +301,9 @@ class World:
         self._fresh_extra = _frozen(np.zeros((n, c, len(ITEM_EXTRA_FEATURES)), np.float32))
         self._rng: np.random.Generator | None = None
         self.backend = backend
-        self._kernels = None
+        self._compiled = backend == "numba"
         if backend == "numba":
-            from recsim_env import kernels  # imported (and its cache loaded) on first use
-
-            self._kernels = kernels
+            kernels = _kernels()
             self._kparams, self._kflags = kernels.step_params(config, self._one_step)
             if config.slate_size + 1 > choice_lib._NARROW:
                 # numpy sums rows this wide pairwise: numpy computes the probabilities
@@ -524,10 +532,10 @@ class World:
     def _extra_features(self, cand: Candidates) -> np.ndarray:
         """(s, c, 4) float32 age / 100, log1p(impressions), CTR and cold flag of catalog
         candidates (zero for fresh documents, ``item_id == -1``)."""
-        if self._kernels is not None:
+        if self._compiled:
             extra = np.empty(cand.item_id.shape + (len(ITEM_EXTRA_FEATURES),), np.float32)
             while True:
-                if self._kernels.extra_features(cand.item_id, cand.age, cand.impressions,
+                if _kernels().extra_features(cand.item_id, cand.age, cand.impressions,
                                                 cand.clicks, self._log1p,
                                                 self.config.cold_start_impressions, extra):
                     return extra
@@ -576,11 +584,11 @@ class World:
         """
         cfg, S, lay = self.config, self.sessions, self.layout
         content, extra = self.candidates.content, self._cand_extra
-        if self._kernels is not None:
+        if self._compiled:
             onehot = content is None
             rows = self._arange_s if rows is None else rows
             out = np.empty((rows.shape[0], lay.size), np.float32)
-            self._kernels.build_obs(
+            _kernels().build_obs(
                 rows, S.history, S.budget, S.steps, S.clicks, S.interest, cfg.observe_interest,
                 1.0 - cfg.history_decay, cfg.session_budget, onehot, self.candidates.topic,
                 self._fresh_extra if onehot else content, self._fresh_extra if onehot else extra,
@@ -658,7 +666,7 @@ class World:
         s, k = slates.shape
         r = self._arange_s
         rows = r[:, None]
-        respond = self._respond_numpy if self._kernels is None else self._respond_compiled
+        respond = self._respond_compiled if self._compiled else self._respond_numpy
         (shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward, ended,
          any_ended) = respond(slates, choice_override)
         S = self.sessions
@@ -795,7 +803,7 @@ class World:
         the same draws from the same generators in the same order, the same arithmetic, the
         same bits. Intermediates live in scratch arrays reused every step; what the step
         hands out (results, session state) is new each step, as in the numpy path."""
-        kern, cfg, S, cand = self._kernels, self.config, self.sessions, self.candidates
+        kern, cfg, S, cand = _kernels(), self.config, self.sessions, self.candidates
         s, T = S.interest.shape
         x = self._scratch
         params, flags = self._kparams, self._kflags

@@ -517,6 +517,7 @@ def issue_table(pairs: int, seconds: float, *, recsim_venv: Path | None = None,
         log.warning("no RecSim venv at %s: RecSim's rows are not measured",
                     recsim_venv or recsim_reference.DEFAULT_VENV)
     module = None if reference is None else load_reference(reference)
+    load_before = os.getloadavg()  # 1, 5, 15-minute load averages: how busy the machine was
     rounds = []
     for i in range(pairs):
         r = _pair(i, seconds, python, module, recsim_steps, train_steps, train_warmup)
@@ -526,6 +527,7 @@ def issue_table(pairs: int, seconds: float, *, recsim_venv: Path | None = None,
     keys = rounds[0].keys()
     medians = {k: (None if any(r[k] is None for r in rounds)
                    else statistics.median(r[k] for r in rounds)) for k in keys}
+    load_after = os.getloadavg()
     targets = [{"key": t.key, "what": t.what, "target": t.target, "unit": t.unit,
                 "measured": medians.get(t.key),
                 "met": None if medians.get(t.key) is None else medians[t.key] >= t.target}
@@ -533,7 +535,8 @@ def issue_table(pairs: int, seconds: float, *, recsim_venv: Path | None = None,
     return {"rounds": rounds, "medians": medians, "targets": targets,
             "startup": startup_times() if startup else None,
             "recsim_measured": python is not None, "reference_measured": module is not None,
-            "machine": {**_machine(), "loadavg_before": os.getloadavg()},
+            "machine": {**_machine(), "loadavg_before": load_before,
+                        "loadavg_after": load_after},
             "settings": {"pairs": pairs, "seconds": seconds, "recsim_steps": recsim_steps,
                          "train_steps": train_steps, "train_warmup": train_warmup,
                          "sessions": TABLE_SESSIONS, "train_sessions": TRAIN_SESSIONS}}
