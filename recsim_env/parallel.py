@@ -50,7 +50,8 @@ def recommender_infos(res: Any, slots: slice, with_session: bool = True
     cold_clicks, user = res.cold_clicks[slots].tolist(), res.session_user[slots].tolist()
     infos = [{"clicks": int(c >= 0), "watch_time": w, "impressions": m, "cold_impressions": ci,
               "cold_clicks": int(cc), "user": u}
-             for c, w, m, ci, cc, u in zip(choice, watch, imp, cold_imp, cold_clicks, user)]
+             for c, w, m, ci, cc, u in zip(choice, watch, imp, cold_imp, cold_clicks, user,
+                                               strict=True)]
     if with_session:
         start = slots.start or 0
         for i, ended in enumerate(res.session_ended[slots].tolist()):
@@ -70,12 +71,13 @@ def fill_step_outputs(res, recommenders: list[str], providers: list[str],
                       rewards: dict[str, float], infos: dict[str, dict]) -> None:
     """Write recommenders' and providers' rewards and infos of a world step into the dicts
     (recommenders: :func:`recommender_infos`; providers: ``published``)."""
-    rewards.update(zip(recommenders, res.reward[:len(recommenders)].tolist()))
-    infos.update(zip(recommenders, recommender_infos(res, slice(0, len(recommenders)))))
+    rewards.update(zip(recommenders, res.reward[:len(recommenders)].tolist(), strict=True))
+    infos.update(zip(recommenders, recommender_infos(res, slice(0, len(recommenders))),
+                     strict=True))
     if providers:
-        rewards.update(zip(providers, res.provider_reward.tolist()))
+        rewards.update(zip(providers, res.provider_reward.tolist(), strict=True))
         infos.update((a, {"published": p}) for a, p in
-                     zip(providers, res.provider_published.tolist()))
+                     zip(providers, res.provider_published.tolist(), strict=True))
 
 
 def metrics_line(m: dict[str, float], prefix: str = "") -> str:
