@@ -78,6 +78,8 @@ def read_array(value: Any, who: str, space: spaces.Space | str) -> np.ndarray:
     Raises:
         ValueError: naming ``who``, the value and the space (see the module docstring).
     """
+    if type(value) is np.ndarray:  # the common case: nothing below refuses or converts it
+        return value
     why = _refuse_type(value)
     if why is not None:
         raise invalid_action(who, value, space, why)
@@ -106,7 +108,7 @@ def as_int_array(value: Any, who: str, space: spaces.Space) -> np.ndarray:
 
 def check_int_dtype(arr: np.ndarray, value: Any, who: str, space: spaces.Space) -> None:
     """Refuse arrays that are not of an integer dtype (naming a NaN when there is one)."""
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+    if arr.dtype.kind not in "iu":  # signed or unsigned integers (bool is kind "b")
         if np.issubdtype(arr.dtype, np.floating) and np.isnan(arr).any():
             raise invalid_action(who, value, space, "contains NaN")
         raise invalid_action(who, value, space, f"dtype {arr.dtype} is not an integer type")
@@ -124,7 +126,8 @@ def validate_slate(agent: str, value: Any, space: spaces.Space, cfg: Any) -> np.
     want = () if cfg.slate_size == 1 else (cfg.slate_size,)
     if arr.shape != want and not (cfg.slate_size == 1 and arr.shape == (1,)):
         raise invalid_action(who, value, space, f"shape {arr.shape}, expected {want}")
-    if arr.min() < 0 or arr.max() >= cfg.n_candidates:
+    idx = arr.reshape(-1).tolist()  # a handful of ints: cheaper in Python than two reductions
+    if min(idx) < 0 or max(idx) >= cfg.n_candidates:
         raise invalid_action(who, value, space, f"indices must be in [0, {cfg.n_candidates})")
     return arr.reshape(cfg.slate_size).astype(np.int64, copy=False)
 

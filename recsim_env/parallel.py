@@ -39,37 +39,45 @@ def provider_action_space(cfg: EnvConfig) -> spaces.Discrete:
     return spaces.Discrete(cfg.n_topics + 1)
 
 
+def recommender_infos(res: Any, slots: slice, with_session: bool = True
+                      ) -> list[dict[str, Any]]:
+    """The per-step infos of recommender ``slots`` from a ``World.step`` result (every face
+    reports the same keys): ``clicks``, ``watch_time``, ``impressions``, ``cold_impressions``,
+    ``cold_clicks``, ``user``, and, ``with_session``, ``session = {"length", "return"}`` on the
+    step a session ends. Each array is read once, as Python numbers."""
+    choice, watch = res.choice[slots].tolist(), res.watch_time[slots].tolist()
+    imp, cold_imp = res.impressions[slots].tolist(), res.cold_impressions[slots].tolist()
+    cold_clicks, user = res.cold_clicks[slots].tolist(), res.session_user[slots].tolist()
+    infos = [{"clicks": int(c >= 0), "watch_time": w, "impressions": m, "cold_impressions": ci,
+              "cold_clicks": int(cc), "user": u}
+             for c, w, m, ci, cc, u in zip(choice, watch, imp, cold_imp, cold_clicks, user,
+                                               strict=True)]
+    if with_session:
+        start = slots.start or 0
+        for i, ended in enumerate(res.session_ended[slots].tolist()):
+            if ended:
+                infos[i]["session"] = {"length": int(res.session_length[start + i]),
+                                       "return": float(res.session_return[start + i])}
+    return infos
+
+
 def recommender_info(res: Any, i: int) -> dict[str, Any]:
-    """The per-step info of recommender slot ``i`` from a ``World.step`` result (every face
-    reports the same keys)."""
-    return {
-        "clicks": int(res.choice[i] >= 0),
-        "watch_time": float(res.watch_time[i]),
-        "impressions": int(res.impressions[i]),
-        "cold_impressions": int(res.cold_impressions[i]),
-        "cold_clicks": int(res.cold_clicks[i]),
-        "user": int(res.session_user[i]),
-    }
+    """The per-step info of recommender slot ``i`` (:func:`recommender_infos` without
+    ``session``)."""
+    return recommender_infos(res, slice(i, i + 1), with_session=False)[0]
 
 
 def fill_step_outputs(res, recommenders: list[str], providers: list[str],
                       rewards: dict[str, float], infos: dict[str, dict]) -> None:
-    """Write recommenders' and providers' rewards and infos of a world step into the dicts.
-
-    Recommender infos: ``clicks``, ``watch_time``, ``impressions``, ``cold_impressions``,
-    ``cold_clicks``, ``user``, and ``session = {"length", "return"}`` on the step a session
-    ends. Provider infos: ``published``.
-    """
-    for i, a in enumerate(recommenders):
-        rewards[a] = float(res.reward[i])
-        info = recommender_info(res, i)
-        if res.session_ended[i]:
-            info["session"] = {"length": int(res.session_length[i]),
-                               "return": float(res.session_return[i])}
-        infos[a] = info
-    for j, a in enumerate(providers):
-        rewards[a] = float(res.provider_reward[j])
-        infos[a] = {"published": bool(res.provider_published[j])}
+    """Write recommenders' and providers' rewards and infos of a world step into the dicts
+    (recommenders: :func:`recommender_infos`; providers: ``published``)."""
+    rewards.update(zip(recommenders, res.reward[:len(recommenders)].tolist(), strict=True))
+    infos.update(zip(recommenders, recommender_infos(res, slice(0, len(recommenders))),
+                     strict=True))
+    if providers:
+        rewards.update(zip(providers, res.provider_reward.tolist(), strict=True))
+        infos.update((a, {"published": p}) for a, p in
+                     zip(providers, res.provider_published.tolist(), strict=True))
 
 
 def metrics_line(m: dict[str, float], prefix: str = "") -> str:

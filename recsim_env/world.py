@@ -13,6 +13,8 @@ live in :mod:`recsim_env.response`.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -200,6 +202,38 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
+BACKENDS = ("numba", "numpy")
+"""How :class:`World` computes its step: compiled kernels, or the plain-numpy reference."""
+DEFAULT_BACKEND = "numba"
+BACKEND_ENV = "RECSIM_ENV_BACKEND"
+"""Environment variable that chooses the backend of worlds built without one (every face)."""
+
+@functools.cache
+def _kernels() -> Any:
+    """:mod:`recsim_env.kernels`, imported (numba and its on-disk cache loaded) on first use, so
+    that ``import recsim_env`` stays light; not kept on worlds, which stay deep-copyable."""
+    from recsim_env import kernels
+
+    return kernels
+
+
+class _Scratch(NamedTuple):
+    """Intermediates of the compiled step, reused every step (never handed out)."""
+
+    shown: np.ndarray
+    quality: np.ndarray
+    affinity: np.ndarray
+    utility: np.ndarray
+    z: np.ndarray
+    clicked: np.ndarray
+    pos: np.ndarray
+    chosen: np.ndarray
+    c_quality: np.ndarray
+    c_length: np.ndarray
+    args: np.ndarray
+    exps: np.ndarray
+
+
 # counted when sessions end
 _COUNTERS = ("sessions", "session_length", "session_return", "returned_in_window",
              "first_clicks", "time_to_first_click")
@@ -217,10 +251,21 @@ class World:
         encoder: the content encoder to use, built once and shared by several worlds (so a
             MiniLM encoder's embedding cache serves them all); it must match ``config``
             (:func:`check_encoder`). ``None``: build the one ``config`` names.
+        backend: ``"numba"``: the step's arithmetic runs in compiled kernels
+            (:mod:`recsim_env.kernels`); ``"numpy"``: the plain-numpy reference. Both draw the
+            same random numbers and give bit-identical episodes
+            (``tests/recsim_env/test_backends.py``). ``None`` (what every env face passes):
+            the environment variable ``RECSIM_ENV_BACKEND`` if set, else
+            :data:`DEFAULT_BACKEND`.
     """
 
     def __init__(self, config: EnvConfig, n_sessions: int | None = None, *,
-                 encoder: ContentEncoder | None = None) -> None:
+                 encoder: ContentEncoder | None = None, backend: str | None = None) -> None:
+        if backend is None:
+            backend = os.environ.get(BACKEND_ENV, DEFAULT_BACKEND)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r} (from the "
+                             f"argument or {BACKEND_ENV})")
         if n_sessions is None:
             n_sessions = config.n_recommenders
         if not (isinstance(n_sessions, (int, np.integer)) and n_sessions >= 1):
@@ -259,6 +304,7 @@ class World:
                                 and config.content_encoder == "topic"
                                 and config.content_noise_value == 0.0)
         self._fresh_length = _frozen(np.full(n * config.n_candidates, config.item_length))
+        self._fresh_length_sc = self._fresh_length.reshape(n, config.n_candidates)
         c = config.n_candidates
         # flat offset of candidate j's first content entry in row i of an observation batch
         self._onehot_offsets = _frozen(np.arange(n)[:, None] * self.layout.size
@@ -270,6 +316,27 @@ class World:
         self._fresh_zeros_int = _frozen(np.zeros((n, c), np.int64))
         self._fresh_extra = _frozen(np.zeros((n, c, len(ITEM_EXTRA_FEATURES)), np.float32))
         self._rng: np.random.Generator | None = None
+        self.backend = backend
+        self._compiled = backend == "numba"
+        if backend == "numba":
+            kernels = _kernels()
+            self._kparams, self._kflags = kernels.step_params(config, self._one_step)
+            if config.slate_size + 1 > choice_lib._NARROW:
+                # numpy sums rows this wide pairwise: numpy computes the probabilities
+                self._kflags[kernels.F_MODEL] = kernels.CASCADE
+            k = config.slate_size
+            self._scratch = _Scratch(
+                shown=np.empty((n, k), bool), quality=np.empty((n, k)),
+                affinity=np.empty((n, k)), utility=np.empty((n, k)), z=np.empty((n, k + 1)),
+                clicked=np.empty(n, bool), pos=np.empty(n, np.int64),
+                chosen=np.empty(n, np.int64), c_quality=np.empty(n), c_length=np.empty(n),
+                args=np.empty((2, n)), exps=np.empty((2, n)))
+            self._no_override = _frozen(np.zeros(0, np.int64))
+            self._empty_s = _frozen(np.zeros(0))
+            self._empty_sk = _frozen(np.zeros((0, 0)))
+            self._empty_st = _frozen(np.zeros((0, 0), np.float32))
+            self._empty_eps = _frozen(np.zeros((0, 0, 0)))
+            self._log1p = np.log1p(np.arange(256, dtype=np.int64))  # numpy's own log1p values
 
     # ------------------------------------------------------------------ reset
     def reset(self, seed: int | np.random.SeedSequence | None = None) -> None:
@@ -454,7 +521,7 @@ class World:
             quality = (cfg.topic_quality_array[topics] + cfg.quality_noise
                        * self.rng_cand.standard_normal(s * c, dtype=np.float32))
             self._set_fresh_candidates(topics.reshape(s, c), None, quality.reshape(s, c),
-                                       self._fresh_length.reshape(s, c), None)
+                                       self._fresh_length_sc, None)
             self._cand_extra = None
             return
         if self._catalog_mode:
@@ -481,6 +548,16 @@ class World:
     def _extra_features(self, cand: Candidates) -> np.ndarray:
         """(s, c, 4) float32 age / 100, log1p(impressions), CTR and cold flag of catalog
         candidates (zero for fresh documents, ``item_id == -1``)."""
+        if self._compiled:
+            extra = np.empty(cand.item_id.shape + (len(ITEM_EXTRA_FEATURES),), np.float32)
+            while True:
+                if _kernels().extra_features(cand.item_id, cand.age, cand.impressions,
+                                                cand.clicks, self._log1p,
+                                                self.config.cold_start_impressions, extra):
+                    return extra
+                # grow the table (same function on the same integers: the same values)
+                self._log1p = np.log1p(np.arange(2 * int(cand.impressions.max()) + 1,
+                                                 dtype=np.int64))
         extra = np.empty(cand.item_id.shape + (len(ITEM_EXTRA_FEATURES),), np.float32)
         extra[..., 0] = cand.age / 100.0
         extra[..., 1] = np.log1p(cand.impressions)
@@ -523,6 +600,16 @@ class World:
         """
         cfg, S, lay = self.config, self.sessions, self.layout
         content, extra = self.candidates.content, self._cand_extra
+        if self._compiled:
+            onehot = content is None
+            rows = self._arange_s if rows is None else rows
+            out = np.empty((rows.shape[0], lay.size), np.float32)
+            _kernels().build_obs(
+                rows, S.history, S.budget, S.steps, S.clicks, S.interest, cfg.observe_interest,
+                1.0 - cfg.history_decay, cfg.session_budget, onehot, self.candidates.topic,
+                self._fresh_extra if onehot else content, self._fresh_extra if onehot else extra,
+                lay.user_dim, lay.item_dim, out)
+            return out
         if rows is not None:
             S = Sessions(*(a[rows] for a in S))
             if content is not None:
@@ -591,6 +678,78 @@ class World:
         Returns:
             The :class:`StepResult`.
         """
+        cfg, cand = self.config, self.candidates
+        s, k = slates.shape
+        r = self._arange_s
+        rows = r[:, None]
+        respond = self._respond_compiled if self._compiled else self._respond_numpy
+        (shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward, ended,
+         any_ended) = respond(slates, choice_override)
+        S = self.sessions
+        steps, ret = S.steps, S.ret
+        # update items
+        P = cfg.n_providers
+        published = self._no_publish if publish is None else np.asarray(publish) > 0
+        prov_reward = self._no_publish_reward
+        if self._catalog_mode:
+            slate_ids = cand.item_id[rows, slates]
+            cold = (cand.impressions[rows, slates] < cfg.cold_start_impressions) & shown
+            c_item = np.where(clicked, cand.item_id[r, chosen], -1)
+            c_cold = clicked & cold[r, pos]
+            clicked_ids = c_item[clicked]
+            first = items_lib.count_interactions(self.catalog, slate_ids[shown], clicked_ids,
+                                                 self.t)
+            if first.size:  # time to first click of items that arrived during the run
+                born = self.catalog.born_at[first]
+                new = born > 0
+                self.counters["first_clicks"] += int(new.sum())
+                self.counters["time_to_first_click"] += float((self.t - born[new]).sum())
+            if P:
+                own = cand.provider[rows, slates] - cfg.n_background_providers
+                imp = np.bincount(own[shown & (own >= 0)], minlength=P)[:P]
+                c_own = np.where(clicked, own[r, pos], -1)
+                ok = c_own >= 0
+                clk = np.bincount(c_own[ok], minlength=P)[:P]
+                wt = np.bincount(c_own[ok], weights=watch[ok], minlength=P)[:P]
+                prov_reward = wt - cfg.publication_cost * published
+                self._provider_stats = 0.9 * self._provider_stats + np.stack([imp, clk, wt], 1)
+            if clicked_ids.size:
+                share = np.bincount(self.catalog.main_topic[clicked_ids], minlength=cfg.n_topics)
+                self._topic_demand = 0.99 * self._topic_demand + 0.01 * share / clicked_ids.size
+            self._update_catalog(published, publish)
+            cold_imp = cold.sum(axis=1)
+        else:  # fresh documents are never stored, never cold
+            c_item = self._minus_ones_s
+            c_cold = cold_imp = self._zeros_s
+        # terminate
+        if self._catalog_mode:
+            self._acc[2] += cold_imp
+            self._acc[3] += c_cold
+        self.t += 1
+        if any_ended:
+            sess_len, sess_ret, sess_user = steps.copy(), ret.copy(), S.user.copy()
+            terminal_obs = self.recommender_obs(np.flatnonzero(ended))
+            self.restart_sessions(ended)
+        else:
+            sess_len, sess_ret, sess_user = steps, ret, S.user
+            terminal_obs = self._no_terminal_obs
+        self._new_candidates()
+        return StepResult(
+            reward=reward, choice=pick, clicked_item=c_item, watch_time=watch,
+            satisfaction=satisfaction, user_utility=c_util, impressions=n_imp,
+            cold_impressions=cold_imp, cold_clicks=c_cold, session_ended=ended,
+            session_length=sess_len, session_return=sess_ret, session_user=sess_user,
+            terminal_obs=terminal_obs, provider_reward=prov_reward, provider_published=published,
+        )
+
+    def _respond_numpy(self, slates: np.ndarray, choice_override: np.ndarray | None) -> tuple:
+        """Recommend, choose, respond and update the sessions (the plain-numpy reference of
+        :meth:`_respond_compiled`); accumulates rows 0, 1 and 4 of ``_acc``.
+
+        Returns:
+            ``(shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward,
+            ended, any_ended)`` (see :meth:`step`).
+        """
         cfg, S, cand = self.config, self.sessions, self.candidates
         s, k = slates.shape
         r = self._arange_s
@@ -645,65 +804,89 @@ class World:
             interest=interest, anchor=anchor, satiation=satiation, history=history,
             budget=budget, patience=patience, steps=steps, ret=ret,
             clicks=S.clicks + clicked, satisfaction=S.satisfaction + satisfaction)
-        # update items
-        P = cfg.n_providers
-        published = self._no_publish if publish is None else np.asarray(publish) > 0
-        prov_reward = self._no_publish_reward
-        if self._catalog_mode:
-            slate_ids = cand.item_id[rows, slates]
-            cold = (cand.impressions[rows, slates] < cfg.cold_start_impressions) & shown
-            c_item = np.where(clicked, cand.item_id[r, chosen], -1)
-            c_cold = clicked & cold[r, pos]
-            clicked_ids = c_item[clicked]
-            first = items_lib.count_interactions(self.catalog, slate_ids[shown], clicked_ids,
-                                                 self.t)
-            if first.size:  # time to first click of items that arrived during the run
-                born = self.catalog.born_at[first]
-                new = born > 0
-                self.counters["first_clicks"] += int(new.sum())
-                self.counters["time_to_first_click"] += float((self.t - born[new]).sum())
-            if P:
-                own = cand.provider[rows, slates] - cfg.n_background_providers
-                imp = np.bincount(own[shown & (own >= 0)], minlength=P)[:P]
-                c_own = np.where(clicked, own[r, pos], -1)
-                ok = c_own >= 0
-                clk = np.bincount(c_own[ok], minlength=P)[:P]
-                wt = np.bincount(c_own[ok], weights=watch[ok], minlength=P)[:P]
-                prov_reward = wt - cfg.publication_cost * published
-                self._provider_stats = 0.9 * self._provider_stats + np.stack([imp, clk, wt], 1)
-            if clicked_ids.size:
-                share = np.bincount(self.catalog.main_topic[clicked_ids], minlength=cfg.n_topics)
-                self._topic_demand = 0.99 * self._topic_demand + 0.01 * share / clicked_ids.size
-            self._update_catalog(published, publish)
-            cold_imp = cold.sum(axis=1)
-        else:  # fresh documents are never stored, never cold
-            c_item = self._minus_ones_s
-            c_cold = cold_imp = self._zeros_s
-        # terminate
         ended = response.session_ended(budget, patience, cfg)
         n_imp = shown.sum(axis=1) if k > 1 else self._ones_s
         acc = self._acc  # per-slot running sums, reduced only when metrics are read
         acc[0] += n_imp
         acc[1] += clicked
-        acc[2] += cold_imp
-        acc[3] += c_cold
         acc[4] += watch
-        self.t += 1
-        if ended.any():
-            sess_len, sess_ret, sess_user = steps.copy(), ret.copy(), S.user.copy()
-            terminal_obs = self.recommender_obs(np.flatnonzero(ended))
-            self.restart_sessions(ended)
+        return (shown, n_imp, pick, clicked, pos, chosen, c_util, watch, satisfaction, reward,
+                ended, ended.any())
+
+    def _respond_compiled(self, slates: np.ndarray, choice_override: np.ndarray | None
+                          ) -> tuple:
+        """:meth:`_respond_numpy` through the compiled kernels (:mod:`recsim_env.kernels`):
+        the same draws from the same generators in the same order, the same arithmetic, the
+        same bits. Intermediates live in scratch arrays reused every step; what the step
+        hands out (results, session state) is new each step, as in the numpy path."""
+        kern, cfg, S, cand = _kernels(), self.config, self.sessions, self.candidates
+        s, T = S.interest.shape
+        x = self._scratch
+        params, flags = self._kparams, self._kflags
+        flags[kern.F_ONEHOT] = self._onehot_mix  # which gathers the numpy path would use
+        out_f = np.empty((8, s))
+        out_i = np.empty((4, s), np.int64)
+        new_interest, new_history = np.empty((s, T)), np.empty((s, T))
+        new_satiation = np.empty((s, T)) if cfg.satiation else S.satiation
+        new_anchor = np.empty((s, T)) if cfg.exogenous_drift else S.anchor
+        ended = np.empty(s, bool)
+        if self._onehot_mix:
+            aff_mix = sat_mix = mix = self._empty_sk
         else:
-            sess_len, sess_ret, sess_user = steps, ret, S.user
-            terminal_obs = self._no_terminal_obs
-        self._new_candidates()
-        return StepResult(
-            reward=reward, choice=pick, clicked_item=c_item, watch_time=watch,
-            satisfaction=satisfaction, user_utility=c_util, impressions=n_imp,
-            cold_impressions=cold_imp, cold_clicks=c_cold, session_ended=ended,
-            session_length=sess_len, session_return=sess_ret, session_user=sess_user,
-            terminal_obs=terminal_obs, provider_reward=prov_reward, provider_published=published,
-        )
+            tm = self.candidate_topic_mix()
+            mix = np.empty(slates.shape + tm.shape[2:], tm.dtype)  # (s, k, T)
+            kern.gather_mix(tm, slates, mix)
+            aff_mix = np.einsum("st,skt->sk", S.interest, mix)
+            sat_mix = (np.einsum("st,skt->sk", S.satiation, mix) if cfg.satiation
+                       else self._empty_sk)
+        override = self._no_override if choice_override is None else choice_override
+        gathered = (slates, cand.topic, cand.quality, S.interest, S.satiation, aff_mix, sat_mix,
+                    params, flags, x.shown, x.quality, x.affinity, x.utility, x.z)
+        picked = (override, slates, x.utility, x.quality, x.affinity, cand.length, params,
+                  flags, out_f, out_i, x.clicked, x.pos, x.chosen, x.c_quality, x.c_length,
+                  x.args)
+        model = int(flags[kern.F_MODEL])
+        if model == kern.PROPORTIONAL:
+            kern.gather_and_pick(*gathered, self.rng_choice.random(size=s), override,
+                                 cand.length, out_f, out_i, x.clicked, x.pos, x.chosen,
+                                 x.c_quality, x.c_length, x.args)
+        else:
+            kern.gather_slate(*gathered, out_i[kern.I_N_IMP])
+            if model == kern.MNL:
+                np.exp(x.z, out=x.z)
+                z = x.z
+            else:
+                z = choice_lib.choice_probabilities(x.utility, x.shown, cfg)
+            kern.pick_and_respond(z, model == kern.MNL, self.rng_choice.random(size=s),
+                                  *picked)
+        np.exp(x.args, out=x.exps)
+        clicked = x.clicked
+        mix_chosen, mix_dot = self._empty_st, self._empty_s
+        if not self._onehot_mix:
+            mix_chosen = mix[self._arange_s, x.pos] * clicked[:, None]
+        u_endo = self._empty_s
+        if cfg.endogenous_drift:
+            u_endo = self.rng_users.random(size=s)
+            if not self._onehot_mix:  # users_lib.consume's dot product, in numpy's order
+                mix_dot = np.einsum("st,st->s", (S.interest + 1.0) * 0.5,
+                                    mix_chosen * clicked[:, None])
+        eps = (self.rng_users.standard_normal(size=(2, s, T)) if cfg.exogenous_drift
+               else self._empty_eps)
+        n_ended = kern.update_sessions(
+            clicked, x.exps, x.c_length, x.c_quality, cand.topic, x.chosen, mix_chosen, mix_dot,
+            S.budget, S.patience, S.steps, S.ret, S.clicks, S.satisfaction, S.interest,
+            S.satiation, S.history, S.anchor, self.users.home, S.user, u_endo, eps, params,
+            flags, self._acc, out_f, out_i, new_interest, new_satiation, new_history, new_anchor,
+            ended)
+        f, i = out_f, out_i
+        self.sessions = S._replace(
+            interest=new_interest, anchor=new_anchor, satiation=new_satiation,
+            history=new_history,
+            budget=f[kern.O_BUDGET], patience=f[kern.O_PATIENCE], steps=i[kern.I_STEPS],
+            ret=f[kern.O_RET], clicks=i[kern.I_CLICKS], satisfaction=f[kern.O_SAT_SUM])
+        return (x.shown, i[kern.I_N_IMP], i[kern.I_PICK], clicked, x.pos, x.chosen,
+                f[kern.O_C_UTIL], f[kern.O_WATCH], f[kern.O_SATISFACTION], f[kern.O_REWARD],
+                ended, n_ended > 0)
 
     def _update_catalog(self, published: np.ndarray, publish: np.ndarray | None) -> None:
         cfg = self.config

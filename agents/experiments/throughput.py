@@ -3,7 +3,8 @@
     python benchmarks/throughput.py                  # world, parallel env and the other faces
     python benchmarks/throughput.py --vs-recsim      # also Google's RecSim, in the same run
     python benchmarks/throughput.py --quick          # short runs, few sizes (smoke test)
-    python benchmarks/throughput.py --pairs 7        # VecEnv@4096 / RecSim in interleaved pairs
+    python benchmarks/throughput.py --pairs 5 --reference PATH/ie_numpy_reference.py
+                                                     # issue 18's table, 5 interleaved rounds
 
 One user-step is one slate shown to one user (RecSim's "step"). The faces:
 
@@ -25,7 +26,15 @@ With ``--vs-recsim`` every rate is also a multiple of RecSim's (measured in the 
 DummyVecEnv of the same preset. Targets: ``vecenv@4096`` on ``recsim_ie`` >= 150x RecSim, and
 ``vecenv@256`` >= 50x ``dummy@256``.
 
-Results: a table on stdout, ``throughput.json`` (or ``throughput_pairs.json`` with
+``--pairs N`` measures only the rows of issue 18's table (:data:`TARGETS`: the parallel and AEC
+envs at one session and the world and VecEnv at 4,096 sessions against RecSim, the world at
+4,096 sessions against the batched-numpy restatement of IE given by ``--reference``, and our
+DQN's training speed, with SB3's DQN beside it), every row once per round, ``N`` rounds
+interleaved, medians of the per-round ratios; plus the start-up costs (``import recsim_env``
+and the first world, with a cold and a warm numba cache: :func:`startup_times`). Rows whose
+reference is absent (no RecSim venv, no ``--reference``) are reported as not measured.
+
+Results: a table on stdout, ``throughput.json`` (or ``throughput_table.json`` with
 ``--pairs``) in ``--out`` (default a new ``results/throughput-<time>/``; the committed
 ``results/throughput/`` is rewritten only with ``--out results/throughput``).
 """
@@ -36,6 +45,7 @@ import argparse
 import dataclasses
 import functools
 import itertools
+import json
 import logging
 import os
 import platform
@@ -56,16 +66,15 @@ from recsim_env.items import random_slates
 from recsim_env.vector import RecommenderVecEnv
 from recsim_env.world import World
 
-__all__ = ["OUT_DIR", "Settings", "bench_aec", "bench_parallel", "bench_vec", "bench_view",
-           "bench_world", "format_table", "main", "paired_ratios", "run", "slate_pool"]
+__all__ = ["OUT_DIR", "TARGETS", "Settings", "bench_aec", "bench_parallel", "bench_training",
+           "bench_vec", "bench_view", "bench_world", "format_issue_table", "format_table",
+           "issue_table", "load_reference", "main", "run", "slate_pool", "startup_times"]
 
 log = logging.getLogger(__name__)
 
 OUT_DIR = RESULTS_ROOT / "throughput"
 POOL_SIZE = 64
 """Pre-drawn slate batches of the world and parallel-env cells, reused cyclically."""
-PAIRS_SESSIONS = 4096
-PAIRS_PRESET = "recsim_ie"
 RECSIM_ROW = {"face": "recsim (Google)", "preset": "interest_evolution", "sessions": 1}
 
 
@@ -345,30 +354,229 @@ def run(settings: Settings, *, recsim_venv: Path | None = None) -> dict[str, Any
             "settings": dataclasses.asdict(settings)}
 
 
-def paired_ratios(pairs: int, seconds: float, recsim_steps: int = 30_000, *,
-                  recsim_venv: Path | None = None) -> dict[str, Any]:
-    """The VecEnv and the world at 4096 sessions on ``recsim_ie`` against RecSim, measured in
-    ``pairs`` interleaved pairs. The machine's speed drifts by tens of percent within a
-    minute, so each ratio divides two rates taken seconds apart; the median of the pairs is
-    the figure to quote."""
-    python = recsim_reference.ensure_recsim_venv(recsim_venv)
-    cfg = recsim_env.make_config(PAIRS_PRESET)
-    venv = RecommenderVecEnv(PAIRS_SESSIONS, config=cfg)
-    vec_key, world_key = f"vecenv@{PAIRS_SESSIONS}", f"world@{PAIRS_SESSIONS}"
-    rows = []
+def bench_training(learner: str, preset: str, n_sessions: int, steps: int,
+                   warmup: int) -> dict[str, float]:
+    """Env steps/s of training ``learner`` (its ``configs/learners`` hyperparameters for
+    ``preset``, so its default replay ratio) on ``n_sessions`` sessions: the training step of
+    :meth:`agents.runner.Runner.train` (act, step the world, store, update), timed over
+    ``steps`` env steps after ``warmup`` untimed ones (past ``learning_starts``, so updates
+    run), without evaluation or logging."""
+    import tempfile
+
+    from agents.factory import build_learner
+    from agents.hparams import learner_hparams
+    from agents.runner import RunConfig, Runner
+
+    cfg = recsim_env.make_config(preset)
+    hp = learner_hparams(learner, preset)
+    total = warmup + steps
+    model = build_learner(learner, cfg, n_rows=n_sessions, seed=0, total_steps=total, kwargs=hp)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = RunConfig(total_steps=total, n_sessions=n_sessions, progress=False,
+                        save_checkpoints=False, run_root=tmp, log_every=10**9)
+        runner = Runner(cfg, {"recommender": model}, run)
+        rounds = -(-warmup // n_sessions), -(-steps // n_sessions)
+        for _ in range(rounds[0]):
+            runner.rollout.step(explore=True, learn=True)
+        start = time.perf_counter()
+        for _ in range(rounds[1]):
+            runner.rollout.step(explore=True, learn=True)
+        elapsed = time.perf_counter() - start
+        runner.close()
+    return {"env_steps_per_s": rounds[1] * n_sessions / elapsed,
+            "learning_starts": float(hp.get("learning_starts", 0))}
+
+
+def load_reference(path: Path) -> Any:
+    """The plain batched-numpy restatement of RecSim's IE (``ie_numpy_reference.py`` of the
+    project's shared bench folder) as a module; its ``run(users, seconds, seed, with_obs)``
+    is what the table times."""
+    import importlib.util
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--reference: no file at {path}")
+    spec = importlib.util.spec_from_file_location("ie_numpy_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "run", None)):
+        raise ValueError(f"--reference: {path} has no run(users, seconds, seed, with_obs)")
+    return module
+
+
+class Target(NamedTuple):
+    """One row of issue 18's table: ``key`` of the measured figure (a rate or a per-pair
+    ratio), what it is, and the target it must reach."""
+
+    key: str
+    what: str
+    target: float
+    unit: str
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("x_parallel", "parallel env, 1 recommender, `recsim_ie`, per step vs RecSim "
+           "`interest_evolution`", 2.0, "x"),
+    Target("x_aec", "AEC env, 1 session, `recsim_ie`, vs RecSim", 1.5, "x"),
+    Target("world_default", "world, `default`, 4,096 sessions (user-steps/s)", 500_000.0, ""),
+    Target("x_world_ie", "world, `recsim_ie`, 4,096 sessions, vs RecSim", 300.0, "x"),
+    Target("x_vecenv_ie", "`RecommenderVecEnv`, `recsim_ie`, 4,096 envs, vs RecSim", 300.0, "x"),
+    Target("x_reference_ie", "world with observations, `recsim_ie`, 4,096 sessions, vs the "
+           "batched-numpy restatement of IE (`--with-obs`)", 2.0, "x"),
+    Target("x_reference_default", "world with observations, `default`, 4,096 sessions, vs the "
+           "same restatement", 0.5, "x"),
+    Target("dqn_ie", "our DQN training on `recsim_ie`, 64 sessions, defaults (env steps/s)",
+           10_000.0, ""),
+    Target("dqn_default", "our DQN training on `default`, 64 sessions (env steps/s)", 8_000.0,
+           ""),
+)
+TABLE_SESSIONS = 4096
+TRAIN_SESSIONS = 64
+
+
+def _pair(i: int, seconds: float, recsim_python: Path | None, reference: Any,
+          recsim_steps: int, train_steps: int, train_warmup: int) -> dict[str, float | None]:
+    """One round of every measurement of the table, back to back, and its ratios."""
+    ie, dflt, n = "recsim_ie", "default", TABLE_SESSIONS
+    r: dict[str, float | None] = {}
+    r["recsim"] = (None if recsim_python is None else recsim_reference.run_recsim_reference(
+        n_steps=recsim_steps, seed=i, python=recsim_python)["steps_per_second"])
+    r["parallel_ie"] = bench_parallel(ie, 1, seconds)["user_steps_per_s"]
+    r["aec_ie"] = bench_aec(ie, seconds)["user_steps_per_s"]
+    r["world_ie"] = bench_world(ie, n, seconds)["user_steps_per_s"]
+    r["vecenv_ie"] = bench_vec(RecommenderVecEnv(n, preset=ie), recsim_env.make_config(ie),
+                               seconds)["user_steps_per_s"]
+    r["world_default"] = bench_world(dflt, n, seconds)["user_steps_per_s"]
+    r["reference"] = (None if reference is None else
+                      reference.run(n, seconds, seed=i, with_obs=True)["user_steps_per_s"])
+    if train_steps:
+        for key, learner, preset in (("dqn_ie", "dqn", ie), ("dqn_default", "dqn", dflt),
+                                     ("sb3_dqn_ie", "sb3_dqn", ie)):
+            r[key] = bench_training(learner, preset, TRAIN_SESSIONS, train_steps,
+                                    train_warmup)["env_steps_per_s"]
+
+    def ratio(a: str, b: str) -> float | None:
+        return None if r.get(a) is None or r.get(b) is None else r[a] / r[b]
+
+    r.update(x_parallel=ratio("parallel_ie", "recsim"), x_aec=ratio("aec_ie", "recsim"),
+             x_world_ie=ratio("world_ie", "recsim"), x_vecenv_ie=ratio("vecenv_ie", "recsim"),
+             x_reference_ie=ratio("world_ie", "reference"),
+             x_reference_default=ratio("world_default", "reference"))
+    return r
+
+
+def startup_times(repeats: int = 3) -> dict[str, float]:
+    """Seconds of ``import recsim_env`` and of the first world (build, reset, one step, one
+    observation) of each preset, in fresh interpreters: with an empty numba cache (the
+    compile, once per installation), with the cache filled, and on the numpy backend.
+    Medians over ``repeats`` interpreters."""
+    import subprocess
+    import sys
+    import tempfile
+
+    probe = (
+        "import time, json; t0 = time.perf_counter(); import recsim_env; "
+        "t1 = time.perf_counter(); from recsim_env.world import World; import numpy as np; "
+        "out = {'import': t1 - t0}\n"
+        "for p in ('recsim_ie', 'default'):\n"
+        "    t = time.perf_counter(); cfg = recsim_env.make_config(p); w = World(cfg); "
+        "w.reset(0); w.step(np.zeros((w.n_sessions, cfg.slate_size), np.int64) "
+        "+ np.arange(cfg.slate_size)); w.recommender_obs(); "
+        "out['first_world_' + p] = time.perf_counter() - t\n"
+        "print(json.dumps(out))")
+    runs: dict[str, list[dict[str, float]]] = {"cold": [], "warm": [], "numpy": []}
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as cache:
+            for mode in ("cold", "warm", "numpy"):
+                env = {**os.environ, "NUMBA_CACHE_DIR": cache,
+                       "RECSIM_ENV_BACKEND": "numpy" if mode == "numpy" else "numba"}
+                out = subprocess.run([sys.executable, "-c", probe], env=env, check=True,
+                                     capture_output=True, text=True).stdout
+                runs[mode].append(json.loads(out.strip().splitlines()[-1]))
+    return {f"{key}_{mode}_s": statistics.median(r[key] for r in rs)
+            for mode, rs in runs.items() for key in rs[0]}
+
+
+def issue_table(pairs: int, seconds: float, *, recsim_venv: Path | None = None,
+                reference: Path | None = None, recsim_steps: int = 20_000,
+                train_steps: int = 6_400, train_warmup: int = 2_560,
+                startup: bool = True) -> dict[str, Any]:
+    """Every row of issue 18's table, measured in ``pairs`` interleaved rounds (each round
+    measures everything once, so each ratio divides rates taken seconds apart); the figure of
+    a row is the median over the rounds. RecSim's rows are ``None`` (not measured) when its
+    venv is absent (``find_recsim_python``: nothing is installed here), the restatement's
+    when no ``reference`` file is given.
+
+    Returns:
+        ``rounds`` (every measurement of every round), ``medians``, ``targets`` (per row:
+        ``what``, ``target``, ``measured``, ``met``), ``startup`` (:func:`startup_times`),
+        ``recsim_measured``, ``reference_measured``, ``machine``, ``settings``.
+    """
+    python = recsim_reference.find_recsim_python(recsim_venv)
+    if python is None:
+        log.warning("no RecSim venv at %s: RecSim's rows are not measured",
+                    recsim_venv or recsim_reference.DEFAULT_VENV)
+    module = None if reference is None else load_reference(reference)
+    load_before = os.getloadavg()  # 1, 5, 15-minute load averages: how busy the machine was
+    rounds = []
     for i in range(pairs):
-        recsim = recsim_reference.run_recsim_reference(n_steps=recsim_steps, seed=i,
-                                                       python=python)["steps_per_second"]
-        vec = bench_vec(venv, cfg, seconds)["user_steps_per_s"]
-        world = bench_world(PAIRS_PRESET, PAIRS_SESSIONS, seconds)["user_steps_per_s"]
-        rows.append({"recsim": recsim, vec_key: vec, world_key: world,
-                     "x_vecenv": vec / recsim, "x_world": world / recsim})
-        log.info("  pair %d: RecSim %s  %s %s (%.1fx)  %s %s (%.1fx)", i, f"{recsim:,.0f}",
-                 vec_key, f"{vec:,.0f}", vec / recsim, world_key, f"{world:,.0f}",
-                 world / recsim)
-    return {"pairs": rows,
-            "median_x_vecenv": statistics.median(r["x_vecenv"] for r in rows),
-            "median_x_world": statistics.median(r["x_world"] for r in rows)}
+        r = _pair(i, seconds, python, module, recsim_steps, train_steps, train_warmup)
+        rounds.append(r)
+        log.info("  round %d: %s", i, ", ".join(f"{k} {v:,.1f}" for k, v in r.items()
+                                                 if v is not None))
+    keys = rounds[0].keys()
+    medians = {k: (None if any(r[k] is None for r in rounds)
+                   else statistics.median(r[k] for r in rounds)) for k in keys}
+    load_after = os.getloadavg()
+    targets = [{"key": t.key, "what": t.what, "target": t.target, "unit": t.unit,
+                "measured": medians.get(t.key),
+                "met": None if medians.get(t.key) is None else medians[t.key] >= t.target}
+               for t in TARGETS]
+    return {"rounds": rounds, "medians": medians, "targets": targets,
+            "startup": startup_times() if startup else None,
+            "recsim_measured": python is not None, "reference_measured": module is not None,
+            "machine": {**_machine(), "loadavg_before": load_before,
+                        "loadavg_after": load_after},
+            "settings": {"pairs": pairs, "seconds": seconds, "recsim_steps": recsim_steps,
+                         "train_steps": train_steps, "train_warmup": train_warmup,
+                         "sessions": TABLE_SESSIONS, "train_sessions": TRAIN_SESSIONS}}
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "not measured"
+    return f"{value:.2f}x" if unit == "x" else f"{value:,.0f}"
+
+
+def format_issue_table(result: dict[str, Any]) -> str:
+    """Markdown table of an :func:`issue_table` result (the README's Throughput table)."""
+    lines = ["| what | measured (median of pairs) | target | met |", "|---|---:|---:|:---:|"]
+    for t in result["targets"]:
+        met = "" if t["met"] is None else ("yes" if t["met"] else "no")
+        target = f">= {t['target']:g}x" if t["unit"] == "x" else f">= {t['target']:,.0f}"
+        lines.append(f"| {t['what']} | {_fmt(t['measured'], t['unit'])} | {target} | {met} |")
+    m = result["medians"]
+    extra = [("RecSim `interest_evolution` (steps/s)", m.get("recsim")),
+             ("batched-numpy restatement of IE, 4,096 users, with obs (user-steps/s)",
+              m.get("reference")),
+             ("parallel env, 1 recommender, `recsim_ie` (steps/s)", m.get("parallel_ie")),
+             ("AEC env, `recsim_ie` (user-steps/s)", m.get("aec_ie")),
+             ("world, `recsim_ie`, 4,096 sessions (user-steps/s)", m.get("world_ie")),
+             ("SB3's DQN (top-k adapter) training on `recsim_ie`, 64 sessions (env steps/s)",
+              m.get("sb3_dqn_ie"))]
+    lines += [f"| {what} | {_fmt(v, '')} | | |" for what, v in extra]
+    st = result.get("startup")
+    if st:
+        lines += ["", "| start-up (s, median of fresh interpreters) | numba, cold cache | "
+                  "numba, cached | numpy backend |", "|---|---:|---:|---:|"]
+        for key, what in (("import", "`import recsim_env`"),
+                          ("first_world_recsim_ie", "first `recsim_ie` world: build, reset, "
+                                                    "step, observe"),
+                          ("first_world_default", "first `default` world: build, reset, "
+                                                  "step, observe")):
+            lines.append(f"| {what} | {st[f'{key}_cold_s']:.2f} | {st[f'{key}_warm_s']:.2f} | "
+                         f"{st[f'{key}_numpy_s']:.2f} |")
+    return "\n".join(lines)
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -420,8 +628,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--recsim-venv", type=Path, default=None,
                    help="RecSim's virtual environment (default .venv-recsim)")
     p.add_argument("--pairs", type=int, default=0,
-                   help="only the VecEnv/world@4096 vs RecSim ratio, in N interleaved pairs "
-                        "(median reported)")
+                   help="only issue 18's table (every target row), in N interleaved rounds "
+                        "(medians of the per-round ratios); writes throughput_table.json")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="with --pairs: the batched-numpy restatement of IE "
+                        "(ie_numpy_reference.py of the shared bench folder); without it those "
+                        "rows are not measured")
+    p.add_argument("--train-steps", type=int, default=6_400,
+                   help="with --pairs: timed env steps of each training measurement "
+                        "(0: no training rows)")
     args = p.parse_args(argv)
     if args.out is None:
         args.out = new_results_dir(OUT_DIR.name, OUT_DIR.parent)
@@ -432,12 +647,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                ("presets", args.presets and tuple(args.presets)))
              if v is not None}
     if args.pairs:
-        res = paired_ratios(args.pairs, given.get("seconds", Settings.seconds),
-                            recsim_venv=args.recsim_venv)
-        print(f"median over {args.pairs} pairs: VecEnv@{PAIRS_SESSIONS} "
-              f"{res['median_x_vecenv']:.1f}x RecSim, world@{PAIRS_SESSIONS} "
-              f"{res['median_x_world']:.1f}x RecSim")
-        print(f"wrote {write_json(args.out / 'throughput_pairs.json', res, indent=2)}")
+        res = issue_table(args.pairs, given.get("seconds", Settings.seconds),
+                          recsim_venv=args.recsim_venv, reference=args.reference,
+                          train_steps=args.train_steps, startup=not args.quick)
+        print(format_issue_table(res))
+        print(f"\nwrote {write_json(args.out / 'throughput_table.json', res, indent=2)}")
         return 0
     if args.vs_recsim:
         given["recsim_steps"] = 5_000 if args.quick else 50_000

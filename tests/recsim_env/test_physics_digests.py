@@ -16,6 +16,9 @@ quality``, the same bits for the default horizon 4 (a power of two). Oracle valu
 most 1.4e-14, and whole oracle-driven episodes of every preset chose the same slates before and
 after.
 
+Both backends of the world (``World(..., backend="numpy")``, the plain-numpy reference the
+digests were recorded from, and the compiled ``"numba"`` kernels) must give these digests.
+
 The digests depend on the exact floating-point results of numpy's ``exp`` and friends, so they
 hold for this project's pinned numpy on x86-64. If a numpy upgrade changes them, regenerate them
 from a commit whose physics is known good (``python -m tests.recsim_env.test_physics_digests``
@@ -33,7 +36,7 @@ import pytest
 import recsim_env
 from agents.base import ActContext
 from agents.baselines import LongTermOracle, MyopicOracle, expected_engagement
-from recsim_env.world import World
+from recsim_env.world import BACKENDS, World
 from tests.recsim_env.helpers import random_slates
 
 N_STEPS = 300
@@ -82,11 +85,12 @@ def _feed(h: Any, *arrays: Any) -> None:
         h.update(a.tobytes())
 
 
-def episode_digests(name: str) -> tuple[str, str]:
-    """(world, oracle) sha256 hex digests of one seeded episode of case ``name``."""
+def episode_digests(name: str, backend: str = "numpy") -> tuple[str, str]:
+    """(world, oracle) sha256 hex digests of one seeded episode of case ``name`` on the
+    world's ``backend``."""
     preset, overrides, n_sessions = CASES[name]
     cfg = recsim_env.make_config(preset, **overrides)
-    world = World(cfg, n_sessions=n_sessions)
+    world = World(cfg, n_sessions=n_sessions, backend=backend)
     world.reset(11)
     rng = np.random.default_rng(2024)
     s, k, P, T = world.n_sessions, cfg.slate_size, cfg.n_providers, cfg.n_topics
@@ -114,9 +118,10 @@ def episode_digests(name: str) -> tuple[str, str]:
     return hw.hexdigest(), ho.hexdigest()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_episode_digests_unchanged(name: str) -> None:
-    world_hex, oracle_hex = episode_digests(name)
+def test_episode_digests_unchanged(name: str, backend: str) -> None:
+    world_hex, oracle_hex = episode_digests(name, backend)
     assert world_hex == EXPECTED[name][0], "World.step changed its numbers"
     assert oracle_hex == EXPECTED[name][1], "the oracles' ground truth changed its numbers"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -56,19 +57,53 @@ def test_run_divides_every_rate_by_recsims(monkeypatch) -> None:
     assert "| world | recsim_ie | 1 | 400 | 4.0 | |" in throughput.format_table(result)
 
 
-def test_paired_ratios_divide_rates_taken_together(monkeypatch) -> None:
-    rates = iter([1000.0, 2000.0, 4000.0])
-    monkeypatch.setattr(recsim_reference, "ensure_recsim_venv", lambda venv=None: None)
+def _fake_rates(monkeypatch, recsim_rates):
+    rates = iter(recsim_rates)
+    monkeypatch.setattr(recsim_reference, "find_recsim_python", lambda venv=None: "python")
     monkeypatch.setattr(recsim_reference, "run_recsim_reference",
                         lambda n_steps, seed, python: {"steps_per_second": next(rates)})
-    monkeypatch.setattr(throughput, "RecommenderVecEnv", lambda n, config: None)
+    monkeypatch.setattr(throughput, "RecommenderVecEnv", lambda n, preset: None)
     monkeypatch.setattr(throughput, "bench_vec",
                         lambda venv, cfg, seconds: {"user_steps_per_s": 400_000.0})
-    monkeypatch.setattr(throughput, "bench_world",
-                        lambda preset, n, seconds: {"user_steps_per_s": 800_000.0})
-    res = throughput.paired_ratios(3, 0.01)
-    assert [r["x_vecenv"] for r in res["pairs"]] == [400.0, 200.0, 100.0]
-    assert res["median_x_vecenv"] == 200.0 and res["median_x_world"] == 400.0
+    monkeypatch.setattr(throughput, "bench_world", lambda preset, n, seconds: {
+        "user_steps_per_s": 800_000.0 if preset == "recsim_ie" else 300_000.0})
+    monkeypatch.setattr(throughput, "bench_parallel",
+                        lambda preset, n, seconds: {"user_steps_per_s": 3000.0})
+    monkeypatch.setattr(throughput, "bench_aec", lambda preset, seconds: {
+        "user_steps_per_s": 2000.0, "turns_per_s": 2000.0})
+    monkeypatch.setattr(throughput, "bench_training", lambda learner, preset, n, steps, warmup: {
+        "env_steps_per_s": {"dqn": 9000.0, "sb3_dqn": 4000.0}[learner]})
+
+
+def test_issue_table_divides_rates_taken_in_the_same_round(monkeypatch, tmp_path) -> None:
+    _fake_rates(monkeypatch, [1000.0, 2000.0, 4000.0])
+    reference = tmp_path / "ref.py"
+    reference.write_text("def run(n, seconds, seed=0, with_obs=False):\n"
+                         "    return {'user_steps_per_s': 400_000.0}\n")
+    res = throughput.issue_table(3, 0.01, reference=reference, startup=False)
+    assert [r["x_vecenv_ie"] for r in res["rounds"]] == [400.0, 200.0, 100.0]
+    by_key = {t["key"]: t for t in res["targets"]}
+    assert by_key["x_vecenv_ie"]["measured"] == 200.0 and by_key["x_vecenv_ie"]["met"] is False
+    assert by_key["x_world_ie"]["measured"] == 400.0 and by_key["x_world_ie"]["met"] is True
+    assert by_key["x_parallel"]["measured"] == 1.5
+    assert by_key["x_reference_ie"]["measured"] == 2.0 and by_key["x_reference_ie"]["met"]
+    assert by_key["x_reference_default"]["measured"] == 0.75
+    assert by_key["dqn_ie"]["measured"] == 9000.0 and by_key["dqn_ie"]["met"] is False
+    table = throughput.format_issue_table(res)
+    assert "| 200.00x | >= 300x | no |" in table and "| 4,000 | | |" in table
+
+
+def test_issue_table_without_references_reports_not_measured(monkeypatch) -> None:
+    _fake_rates(monkeypatch, [])
+    monkeypatch.setattr(recsim_reference, "find_recsim_python", lambda venv=None: None)
+    res = throughput.issue_table(2, 0.01, train_steps=0, startup=False)
+    by_key = {t["key"]: t for t in res["targets"]}
+    assert by_key["x_parallel"]["measured"] is None and by_key["x_parallel"]["met"] is None
+    assert by_key["x_reference_ie"]["measured"] is None
+    assert by_key["world_default"]["measured"] == 300_000.0
+    assert "| not measured | >= 2x |  |" in throughput.format_issue_table(res)
+    with pytest.raises(ValueError, match="--reference: no file at"):
+        throughput.load_reference(Path("no/such/file.py"))
 
 
 def test_settings_reject_bad_values() -> None:
