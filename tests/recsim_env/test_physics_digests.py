@@ -35,7 +35,7 @@ import pytest
 
 import recsim_env
 from agents.base import ActContext
-from agents.baselines import LongTermOracle, MyopicOracle, expected_engagement
+from agents.baselines import HorizonOracle, MyopicOracle, expected_engagement
 from recsim_env.world import BACKENDS, World
 from tests.recsim_env.helpers import random_slates
 
@@ -96,9 +96,9 @@ def episode_digests(name: str, backend: str = "numpy") -> tuple[str, str]:
     s, k, P, T = world.n_sessions, cfg.slate_size, cfg.n_providers, cfg.n_topics
     slots = np.arange(s)
     myopic = MyopicOracle(cfg, world.layout)
-    planners = [LongTermOracle(cfg, world.layout, horizon=4.0, patience_weight=1.5,
+    planners = [HorizonOracle(cfg, world.layout, horizon=4.0, patience_weight=1.5,
                                satiation_weight=0.7),
-                LongTermOracle(cfg, world.layout, horizon=3.0)]
+                HorizonOracle(cfg, world.layout, horizon=3.0)]
     hw, ho = hashlib.sha256(), hashlib.sha256()
     _feed(hw, world.recommender_obs())
     for t in range(N_STEPS):
