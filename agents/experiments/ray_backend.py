@@ -55,11 +55,13 @@ def _import_ray() -> Any:
     return ray
 
 
-def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> Any:
+def init_ray(address: str | None = None, *, num_cpus: int | None = None,
+             object_store_memory: int | None = None) -> Any:
     """Connect to Ray once per process: to the cluster at ``address`` (``auto``: the one
     started on this machine by ``ray start``), or a new local instance with ``num_cpus``
-    CPUs (default: all). Reuses an existing connection. Workers get one thread each
-    (:data:`THREAD_ENV_VARS`); no dashboard.
+    CPUs (default: all) and ``object_store_memory`` bytes of object store (default: Ray's).
+    Reuses an existing connection. Workers get one thread each (:data:`THREAD_ENV_VARS`); no
+    dashboard.
 
     Returns:
         the ``ray`` module.
@@ -72,7 +74,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> Any:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+        ray.init(num_cpus=num_cpus, include_dashboard=False,
+                 object_store_memory=object_store_memory, **kwargs)
     return ray
 
 
