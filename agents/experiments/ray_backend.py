@@ -376,3 +376,66 @@ def write_sweep(out_dir: Path, spec: Any, scenario: str, policy: str,
     lines += markdown_table(rows, CATALOG_COLUMNS) + [""]
     (out_dir / "results.md").write_text("\n".join(lines) + "\n")
     return [str(out_dir / f) for f in ("results.csv", "results.json", "results.md")]
+
+
+# --------------------------------------------------------------------------- RLlib
+def train_ppo(env_config: dict[str, Any], *, iterations: int, num_env_runners: int = 0,
+              seed: int = 0, checkpoint: str | Path | None = None, address: str | None = None,
+              model_hidden: Sequence[int] | None = None,
+              on_iteration: Callable[[dict[str, Any]], None] | None = None,
+              **training: Any) -> dict[str, Any]:
+    """RLlib PPO (new API stack) on :class:`recsim_env.rllib.RecSimMultiAgentEnv`, one
+    policy per role (:func:`recsim_env.rllib.ppo_config`), for ``iterations`` iterations.
+
+    Args:
+        env_config: the env's options (``preset``, ``max_cycles``, config overrides).
+        num_env_runners: remote env runners (0: sample in this process).
+        seed: RLlib's seed.
+        checkpoint: save the algorithm here at the end (``Algorithm.from_checkpoint`` reads
+            it back).
+        address: the Ray cluster (default: a local instance).
+        model_hidden: hidden layer sizes of every policy (default RLlib's).
+        on_iteration: called with each iteration's summary.
+        **training: ``PPOConfig.training`` options.
+
+    Returns:
+        ``{"iterations": [{"iteration", "env_steps", "seconds", "steps_per_s", "return",
+        "module_returns"}], "modules", "checkpoint"}``.
+    """
+    import torch
+
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations must be an int >= 1, got {iterations!r}")
+    torch.set_num_threads(1)  # the learner runs in this process
+    init_ray(address)
+    from recsim_env.rllib import ppo_config, register
+
+    config = ppo_config(env_config, env_name=register(), num_env_runners=num_env_runners,
+                        seed=seed, **training)
+    if model_hidden is not None:
+        config = config.rl_module(model_config={"fcnet_hiddens": list(model_hidden)})
+    algo = config.build_algo()
+    history = []
+    try:
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            result = algo.train()
+            seconds = time.perf_counter() - t0
+            runners = result.get("env_runners", {})
+            steps = int(runners.get("num_env_steps_sampled", 0))
+            row = {"iteration": int(result["training_iteration"]), "env_steps": steps,
+                   "seconds": seconds, "steps_per_s": steps / seconds,
+                   "return": float(runners.get("episode_return_mean", float("nan"))),
+                   "module_returns": {k: float(v) for k, v in
+                                      runners.get("module_episode_returns_mean", {}).items()}}
+            history.append(row)
+            if on_iteration is not None:
+                on_iteration(row)
+        saved = None
+        if checkpoint is not None:
+            saved = str(Path(checkpoint).resolve())
+            algo.save(saved)
+        modules = sorted(algo.config.policies)
+    finally:
+        algo.stop()
+    return {"iterations": history, "modules": modules, "checkpoint": saved}
