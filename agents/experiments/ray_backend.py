@@ -58,8 +58,9 @@ def _import_ray() -> Any:
 def init_ray(address: str | None = None, *, num_cpus: int | None = None,
              object_store_memory: int | None = None) -> Any:
     """Connect to Ray once per process: to the cluster at ``address`` (``auto``: the one
-    started on this machine by ``ray start``), or a new local instance with ``num_cpus``
-    CPUs (default: all) and ``object_store_memory`` bytes of object store (default: Ray's).
+    started on this machine by ``ray start``; default ``$RAY_ADDRESS``), or a new local
+    instance with ``num_cpus`` CPUs (default: all) and ``object_store_memory`` bytes of
+    object store (default: Ray's).
     Reuses an existing connection. Workers get one thread each (:data:`THREAD_ENV_VARS`); no
     dashboard.
 
@@ -69,6 +70,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     ray = _import_ray()
     if ray.is_initialized():
         return ray
+    address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = dict(runtime_env={"env_vars": dict(THREAD_ENV_VARS)},
                                   logging_level=logging.WARNING, log_to_driver=False)
     if address:
