@@ -44,7 +44,8 @@ SHRINK = {  # README text -> what the test runs instead (budgets and sizes only)
     "num_env_runners=2,": "num_env_runners=1,",
     "train_batch_size_per_learner=4000, minibatch_size=128, num_epochs=5":
         "train_batch_size_per_learner=40, minibatch_size=20, num_epochs=1",
-    "for _ in range(10):\n    result = algo.train()": "for _ in range(1):\n    result = algo.train()",
+    "for _ in range(10):\n    result = algo.train()":
+        "for _ in range(1):\n    result = algo.train()",
 }
 RAY_BLOCK = "recsim_env.rllib"
 """Python blocks that import this need the extra ``ray``: :func:`test_readme_ray_runs` runs

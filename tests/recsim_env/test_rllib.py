@@ -15,6 +15,7 @@ from tests.recsim_env.helpers import assert_same, random_actions
 pytestmark = pytest.mark.ray
 
 SMALL = dict(n_users=60, n_recommenders=3, n_providers=2, n_items_initial=60, n_items_max=200)
+SMALL_AGENTS = ["recommender_0", "recommender_1", "recommender_2", "provider_0", "provider_1"]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +39,7 @@ def test_import_without_ray_names_the_extra(monkeypatch):
 def test_agents_keep_order_and_own_spaces_without_a_reset(rllib):
     env = make(rllib)
     par = recsim_env.parallel_env(**SMALL)
-    assert env.possible_agents == par.possible_agents == [
-        "recommender_0", "recommender_1", "recommender_2", "provider_0", "provider_1"]
+    assert env.possible_agents == par.possible_agents == SMALL_AGENTS
     assert env.agents == [] and env.par_env.agents == []  # the constructor does not reset
     for a in env.possible_agents:
         assert env.get_observation_space(a) is env.par_env.observation_space(a)
@@ -78,9 +78,6 @@ def test_seeded_episodes_are_identical_and_end_by_truncation(rllib):
     _, _, term, trunc, _ = a[-1]
     assert not term["__all__"] and trunc["__all__"]
     assert all(trunc[x] for x in SMALL_AGENTS)
-
-
-SMALL_AGENTS = ["recommender_0", "recommender_1", "recommender_2", "provider_0", "provider_1"]
 
 
 def test_reset_without_seed_continues_the_generator(rllib):
