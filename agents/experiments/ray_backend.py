@@ -23,7 +23,9 @@ directory at the same path for the run folders to land beside the results.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import itertools
 import logging
 import os
@@ -294,7 +296,8 @@ def run_sweep(spec: Any, *, scenario: str, policy: str, grid: dict[str, list[Any
         run_config=tune.RunConfig(name=f"sweep_{spec.name}_{scenario}_{policy}",
                                   storage_path=str(runs_dir), verbose=1 if progress else 0,
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=None)))
-    grid_results = tuner.fit()
+    with contextlib.nullcontext() if progress else contextlib.redirect_stdout(io.StringIO()):
+        grid_results = tuner.fit()  # Tune prints its summary box whatever its verbosity
     seconds = time.perf_counter() - t0
     records = [_trial_record(r, scenario, policy) for r in grid_results]
     rows = sweep_rows(records, points, scenario, policy)
