@@ -106,16 +106,17 @@ SKIPPED = {
     "source .venv/bin/activate": "the test runs with the virtual environment's bin/ on PATH",
     "tensorboard --logdir runs": "a server that never returns; `recsim-marl tensorboard "
                                  "--detach` is run instead",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 ray start --head --port 6379 --num-cpus 2 "
-    "--include-dashboard false --disable-usage-stats": _NO_CLUSTER,
+    "export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_AUTH_MODE=token": _NO_CLUSTER,
+    "ray start --head --port 6379 --num-cpus 2 --include-dashboard false "
+    "--disable-usage-stats": _NO_CLUSTER,
+    "ray status": "needs the cluster of `ray start`",
+    "ray stop": _NO_CLUSTER,
     "ray start --head --node-ip-address HEAD_IP --port 6379 --include-dashboard false "
     "--disable-usage-stats": _NO_CLUSTER,
     "RAY_AUTH_MODE=token RAY_AUTH_TOKEN=TOKEN ray start --address HEAD_IP:6379": _NO_CLUSTER,
-    "RAY_AUTH_MODE=token ray status": "needs the cluster of `ray start`",
-    "ray stop": _NO_CLUSTER,
     "recsim-marl benchmark --suite quick --backend ray --address auto":
-        "the command above on the cluster of `ray start` (run once by hand: see the README's "
-        "cluster steps); in the test process Ray is already connected",
+        "needs the cluster of `ray start` (the Ray commands run on the test session's "
+        "instance, where Ray is already connected)",
 }
 
 
