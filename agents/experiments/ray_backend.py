@@ -78,7 +78,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None,
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False,
+        # "local": always a new instance (not a cluster some `ray start` left on the machine)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
                  object_store_memory=object_store_memory, **kwargs)
     return ray
 
