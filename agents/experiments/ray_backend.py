@@ -206,20 +206,21 @@ def trial_spec(spec: Any, point: dict[str, Any]) -> Any:
 
 class TuneReporter(Callback):
     """Report every learning-curve evaluation of a run to Tune (``env_steps``,
-    ``curve_return``): the intermediate results a scheduler stops trials on."""
+    ``curve_return``, ``final`` False): the intermediate results a scheduler stops trials on.
+    (Tune owns the key ``done``.)"""
 
     def on_evaluation(self, result: dict[str, Any]) -> None:  # noqa: D102
         from ray import tune
 
         tune.report({"env_steps": int(result["step"]),
-                     "curve_return": float(result["mean_reward"]), "done": False})
+                     "curve_return": float(result["mean_reward"]), "final": False})
 
 
 def sweep_trial(config: dict[str, Any], spec: Any, scenario: str, policy: str) -> None:
     """One Tune trial: the suite's run of ``policy`` on ``scenario`` with seed
     ``config["seed"]`` and hyperparameters ``config["point"]``; run folders in the trial's
-    directory, no progress bar or checkpoints. Its last report holds the suite's metrics
-    (``metrics/<name>``) and the whole run record (``record``)."""
+    directory, no progress bar or checkpoints. Its last report (``final`` True) holds the
+    suite's metrics (``metrics/<name>``) and the whole run record (``record``)."""
     import torch
     from ray import tune
 
@@ -231,7 +232,7 @@ def sweep_trial(config: dict[str, Any], spec: Any, scenario: str, policy: str) -
     rec = run_one(trial_spec(spec, point), scenario, policy, int(config["seed"]), runs_dir,
                   callbacks=[TuneReporter()])
     rec["point"] = point
-    final = {"env_steps": int(rec.get("train_steps") or 0), "done": True, "record": rec}
+    final = {"env_steps": int(rec.get("train_steps") or 0), "final": True, "record": rec}
     if rec.get("curve"):
         final["curve_return"] = float(rec["curve"][-1][1])
     final.update({f"metrics/{k}": float(v) for k, v in rec["metrics"].items()})
@@ -282,8 +283,10 @@ def run_sweep(spec: Any, *, scenario: str, policy: str, grid: dict[str, list[Any
     if scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
-        steps = spec.budget(scenario, policy)
-        sched = ASHAScheduler(time_attr="env_steps", max_t=max(steps, 1),
+        steps = max(spec.budget(scenario, policy), 1)
+        # max_t above the budget: ASHA ends a trial that reaches max_t, which would cut the
+        # last report (the suite's metrics) off a trial that ran to its end
+        sched = ASHAScheduler(time_attr="env_steps", max_t=2 * steps,
                               grace_period=max(steps // max(spec.curve_points, 1), 1),
                               reduction_factor=2)
     trainable = tune.with_resources(
@@ -314,7 +317,7 @@ def _trial_record(result: Any, scenario: str, policy: str) -> dict[str, Any]:
 
     config = result.config
     last = result.metrics or {}
-    if last.get("done") and isinstance(last.get("record"), dict):
+    if last.get("final") and isinstance(last.get("record"), dict):
         rec = dict(last["record"])
     else:
         reason = (f"{type(result.error).__name__}: {result.error}" if result.error
@@ -323,7 +326,7 @@ def _trial_record(result: Any, scenario: str, policy: str) -> dict[str, Any]:
                "kind": "learned", "train_steps": int(last.get("env_steps") or 0), "curve": [],
                "run_dir": None, "error": reason, "point": dict(config["point"]),
                "metrics": {k: float("nan") for k in METRIC_KEYS}}
-    rec["stopped_early"] = not last.get("done", False)
+    rec["stopped_early"] = not last.get("final", False)
     return rec
 
 
@@ -377,7 +380,8 @@ def write_sweep(out_dir: Path, spec: Any, scenario: str, policy: str,
              f"{spec.budget(scenario, policy):,} training env steps each. Grid: "
              + ", ".join(f"`{k}` in {v}" for k, v in grid.items()) + ". Every other "
              "hyperparameter as in the suite; evaluation as in the suite (held-out world "
-             "10000+seed). Mean ± 95% CI over the seeds that ran to the end.", ""]
+             "10000+seed). Mean ± 95% CI over the seeds that ran to the end; ‡: trials stopped "
+             "early by the scheduler or failed (the reason is in `results.json`).", ""]
     lines += markdown_table(rows, ENGAGEMENT_COLUMNS) + [""]
     lines += markdown_table(rows, CATALOG_COLUMNS) + [""]
     (out_dir / "results.md").write_text("\n".join(lines) + "\n")

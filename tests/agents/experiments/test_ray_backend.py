@@ -93,6 +93,7 @@ def test_sweep_trials_are_the_suites_runs(ray_session, tmp_path, monkeypatch):
     doc = json.loads((tmp_path / "sweep" / "results.json").read_text())
     assert [r["point"] for r in doc["rows"]] == [{"lr": 1e-3}, {"lr": 3e-4}]
     assert len(doc["runs"]) == 2 and not any(r["error"] for r in doc["runs"])
+    assert not any(r["stopped_early"] for r in doc["runs"])
     spec = suite.get_suite("quick", tiny=True, scenarios=["default"], policies=["dqn"], seeds=1)
     for run in doc["runs"]:  # the same run without Ray: identical metrics and curve
         plain = suite.run_one(ray_backend.trial_spec(spec, run["point"]), "default", "dqn",
@@ -111,5 +112,5 @@ def test_sweep_trials_are_the_suites_runs(ray_session, tmp_path, monkeypatch):
     assert len(progress) == 2
     with progress[0].open() as f:
         reports = list(csv.DictReader(f))
-    assert [r["done"] for r in reports] == ["False", "False", "True"]
+    assert [r["final"] for r in reports] == ["False", "False", "True"]
     assert [int(r["env_steps"]) for r in reports] == [160, 320, 320]
