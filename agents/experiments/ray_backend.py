@@ -152,7 +152,7 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     are TOML values, as with ``--set``).
 
     Raises:
-        ValueError: an item without ``=`` or values, or a key given twice.
+        ValueError: an item without ``=`` or values, a key given twice, a value repeated.
     """
     import tomllib
 
@@ -168,6 +168,8 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
             values = tomllib.loads(f"v = [{raw}]")["v"]
         except tomllib.TOMLDecodeError:
             values = [v.strip() for v in raw.split(",")]
+        if len({repr(v) for v in values}) != len(values):
+            raise ValueError(f"--grid: values of {key} repeat: {values}")
         grid[key] = values
     return grid
 

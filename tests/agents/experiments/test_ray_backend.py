@@ -49,7 +49,7 @@ def test_grid_parsing_and_checks():
     assert ray_backend.grid_points({"a": [1, 2], "b": [3]}) == [{"a": 1, "b": 3},
                                                                  {"a": 2, "b": 3}]
     for bad, match in ((["lr"], "KEY=V1,V2"), (["lr="], "KEY=V1,V2"),
-                       (["lr=1", "lr=2"], "given twice")):
+                       (["lr=1", "lr=2"], "given twice"), (["lr=1e-3,1e-3"], "repeat")):
         with pytest.raises(ValueError, match=match):
             ray_backend.parse_grid(bad)
     spec = suite.get_suite("quick", tiny=True)
