@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-EXTRAS ?= dev,llm
+EXTRAS ?= dev,llm,ray
 
 .PHONY: install test test-all demo bench benchmark tensorboard lint clean
 

@@ -7,6 +7,8 @@ Subcommands::
     recsim-marl train configs/dqn_default.toml --set run.total_steps=50000
     recsim-marl evaluate runs/<run>/checkpoint.pt --scenario long_term
     recsim-marl benchmark --suite quick --workers 2
+    recsim-marl benchmark --suite quick --backend ray   # the same runs as Ray tasks
+    recsim-marl sweep --suite quick --scenario default --policy dqn --grid lr=1e-3,3e-4
     recsim-marl tensorboard --logdir runs     # TensorBoard on 127.0.0.1
 
 Every subcommand takes ``--quiet`` (no progress bar) and ``--json`` (one JSON document on
@@ -714,11 +716,20 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         prepare_replot(source, out_dir)
         result = suite_mod.replot(spec, out_dir=out_dir, runs_dir=runs_dir)
     else:
+        if args.address is not None and args.backend != "ray":
+            raise ConfigError("--address names a Ray cluster: it needs --backend ray")
+        workers = args.workers
+        if args.backend == "ray":  # default: as many runs at once as the cluster has CPUs
+            from agents.experiments.ray_backend import init_ray, ray_cpus
+
+            init_ray(args.address)
+            workers = workers or ray_cpus()
         out_dir = Path(args.out) if args.out else new_results_dir(args.suite)
         if args.update is not None and not args.policies:
             raise ConfigError("--update needs --policies: the policies to run again")
         result = suite_mod.run_suite(spec, out_dir=out_dir, runs_dir=runs_dir,
-                                     workers=args.workers, update=args.update,
+                                     workers=workers or 1, backend=args.backend,
+                                     address=args.address, update=args.update,
                                      progress=not (args.quiet or args.json))
     payload = {"suite": spec.name, "out_dir": str(out_dir), "runs_dir": str(runs_dir),
                "files": result["files"], "seconds": result["seconds"],
@@ -726,6 +737,44 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     text = (f"{spec.name}: {result['n_tasks']} runs in {result['seconds']:.0f} s\n"
             f"results: {out_dir}/ ({', '.join(sorted(Path(f).name for f in result['files']))})\n"
             f"tensorboard --logdir {runs_dir}")
+    _emit(args, payload, text)
+    return 0
+
+
+# --------------------------------------------------------------------------- sweep
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Ray Tune over a suite's protocol: hyperparameter grid x reporting seeds."""
+    import torch
+
+    from agents.experiments import ray_backend
+    from agents.experiments import suite as suite_mod
+    from agents.experiments.common import new_results_dir
+
+    torch.set_num_threads(1)
+    try:
+        spec = suite_mod.get_suite(args.suite, tiny=args.tiny, scenarios=[args.scenario],
+                                   policies=[args.policy],
+                                   seeds=args.seed_list if args.seed_list else args.seeds)
+        grid = ray_backend.parse_grid(args.grid)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    name = f"sweep_{args.suite}_{args.scenario}_{args.policy}"
+    out_dir = Path(args.out) if args.out else new_results_dir(name)
+    runs_dir = Path(args.runs_dir) if args.runs_dir else Path("runs") / name
+    result = ray_backend.run_sweep(spec, scenario=args.scenario, policy=args.policy, grid=grid,
+                                   out_dir=out_dir, runs_dir=runs_dir, address=args.address,
+                                   scheduler=args.scheduler,
+                                   max_concurrent=args.max_concurrent,
+                                   progress=not (args.quiet or args.json))
+    best = max((r for r in result["rows"] if math.isfinite(r["return_mean"])),
+               key=lambda r: r["return_mean"], default=None)
+    payload = {"out_dir": str(out_dir), "runs_dir": str(runs_dir), "files": result["files"],
+               "seconds": result["seconds"], "n_trials": result["n_trials"],
+               "best": best and best["point"]}
+    text = (f"{name}: {result['n_trials']} trials in {result['seconds']:.0f} s; best: "
+            + (f"{best['policy']} (return {best['return_mean']:.2f})" if best else "none")
+            + f"\nresults: {out_dir}/ ({', '.join(Path(f).name for f in result['files'])})"
+            + f"\ntensorboard --logdir {runs_dir}")
     _emit(args, payload, text)
     return 0
 
@@ -792,7 +841,8 @@ def _presets() -> tuple[str, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``recsim-marl`` argument parser (every option has help text; errors are one line)."""
-    from agents.experiments.names import POLICIES, SUITE_NAMES
+    from agents.experiments.common import BACKENDS
+    from agents.experiments.names import LEARNED_POLICIES, POLICIES, SUITE_NAMES
 
     common = ArgumentParser(add_help=False)
     common.add_argument("--quiet", action="store_true", help="no progress bar or chatter")
@@ -863,8 +913,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--suite", choices=SUITE_NAMES, default="quick", metavar="SUITE",
                    help="configs/suites/<suite>.toml: quick (small budgets, minutes) or full "
                         "(the committed results/full/, about 27 CPU-minutes) (default quick)")
-    s.add_argument("--workers", type=int_at_least(1), default=1,
-                   help="parallel processes (default 1)")
+    s.add_argument("--workers", type=int_at_least(1), default=None,
+                   help="runs at once: processes (local, default 1) or Ray tasks (ray, "
+                        "default: the cluster's CPUs)")
+    s.add_argument("--backend", choices=BACKENDS, default="local",
+                   help="local (processes on this machine) or ray (Ray tasks, on a local "
+                        "instance or the cluster at --address); same seeds, same results "
+                        "(default local)")
+    s.add_argument("--address", default=None,
+                   help="Ray cluster to run on with --backend ray, e.g. auto or HEAD:6379 "
+                        "(default: start a local Ray instance)")
     s.add_argument("--out", default=None,
                    help="output folder (default: a new results/<suite>-<time>/; "
                         "--out results/full rewrites the committed results)")
@@ -887,6 +945,40 @@ def build_parser() -> argparse.ArgumentParser:
                    help="redraw the tables and plots from DIR/results.json (default "
                         "results/<suite>) into a new folder beside DIR, or into --out")
     s.set_defaults(func=cmd_benchmark)
+
+    s = sub.add_parser("sweep", parents=[common],
+                       help="Ray Tune: a learner's hyperparameter grid x a suite's seeds "
+                            "(needs the extra ray)")
+    s.add_argument("--suite", choices=SUITE_NAMES, default="quick", metavar="SUITE",
+                   help="configs/suites/<suite>.toml: budget, evaluation and reporting seeds "
+                        "(default quick)")
+    s.add_argument("--scenario", default="default", choices=presets, metavar="PRESET",
+                   help=f"scenario: {', '.join(presets)} (default default)")
+    s.add_argument("--policy", default="dqn", choices=LEARNED_POLICIES, metavar="POLICY",
+                   help=f"learned policy: {', '.join(LEARNED_POLICIES)} (default dqn)")
+    s.add_argument("--grid", nargs="+", default=[], metavar="KEY=V1,V2",
+                   help="hyperparameter values to try, e.g. lr=1e-3,3e-4 batch_size=32,64 "
+                        "(keys of configs/learners/<policy>.toml; default: none, the "
+                        "suite's own values)")
+    s.add_argument("--seeds", type=int_at_least(1), default=None,
+                   help="only the first N of the suite's reporting seeds")
+    s.add_argument("--seed-list", type=int_at_least(0), nargs="+", default=None,
+                   metavar="SEED", help="these reporting seeds (tuning seeds are refused)")
+    s.add_argument("--scheduler", choices=("fifo", "asha"), default="fifo",
+                   help="fifo (every trial to its end) or asha (stop lagging trials at the "
+                        "learning-curve evaluations) (default fifo)")
+    s.add_argument("--max-concurrent", type=int_at_least(1), default=None,
+                   help="trials at once (default: the cluster's CPUs)")
+    s.add_argument("--address", default=None,
+                   help="Ray cluster, e.g. auto or HEAD:6379 (default: a local Ray instance)")
+    s.add_argument("--out", default=None,
+                   help="output folder (default: a new results/sweep_<suite>_<scenario>_"
+                        "<policy>-<time>/)")
+    s.add_argument("--runs-dir", default=None,
+                   help="Tune's trial folders (default runs/sweep_<suite>_<scenario>_<policy>)")
+    s.add_argument("--tiny", action="store_true",
+                   help="tiny sizes and budgets (tests, smoke runs)")
+    s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("tensorboard", parents=[common],
                        help="start TensorBoard on the runs directory (127.0.0.1)")

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CURVE", "CURVE_OFFSET", "EVAL", "EVAL_OFFSET", "RESULTS_ROOT", "SEED_KEYS", "TRAIN",
-           "SeedPlan", "init_worker", "new_results_dir", "run_pool"]
+__all__ = ["BACKENDS", "CURVE", "CURVE_OFFSET", "EVAL", "EVAL_OFFSET", "RESULTS_ROOT", "SEED_KEYS",
+           "THREAD_VARS", "TRAIN", "SeedPlan", "init_worker", "new_results_dir", "run_pool"]
 
 RESULTS_ROOT = Path("results")
 """Where every experiment writes (``results/<experiment>/``), relative to the working
@@ -114,10 +114,16 @@ class SeedPlan:
                                 for role in SEED_KEYS}}
 
 
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+"""Environment variables that pin BLAS/OpenMP to one thread (set to ``1`` in workers)."""
+BACKENDS = ("local", "ray")
+"""Where :func:`run_pool` runs jobs: processes of this machine, or Ray tasks."""
+
+
 def init_worker() -> None:
     """Pin every worker to one thread (torch and BLAS): small networks never gain from more
     and spin-waiting threads slow everyone on a shared machine (NOTES.md, Threads)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in THREAD_VARS:
         os.environ.setdefault(var, "1")
     import torch
 
@@ -133,9 +139,15 @@ def _init_worker_with(initializer: Callable[..., Any] | None, initargs: tuple) -
 def run_pool(fn: Callable[..., Any], jobs: Sequence[Any], *, workers: int = 1,
              progress: bool = True, desc: str = "runs",
              on_result: Callable[[Any], None] | None = None,
-             initializer: Callable[..., Any] | None = None, initargs: tuple = ()) -> list[Any]:
+             initializer: Callable[..., Any] | None = None, initargs: tuple = (),
+             backend: str = "local", address: str | None = None) -> list[Any]:
     """``[fn(job) for job in jobs]``, in ``workers`` processes (1: in this process), with a
     progress bar. Results come back in job order.
+
+    With ``backend="ray"`` the jobs run as Ray tasks instead
+    (:func:`agents.experiments.ray_backend.run_pool_ray`: at most ``workers`` at once, on the
+    cluster at ``address`` or a local Ray instance); each job carries its seeds, so the
+    results are the same.
 
     Args:
         fn: a module-level function (picklable).
@@ -148,11 +160,23 @@ def run_pool(fn: Callable[..., Any], jobs: Sequence[Any], *, workers: int = 1,
             process when ``workers`` is 1) after the threads are pinned, with ``initargs``
             (e.g. data every job reads, handed over once instead of with each job).
         initargs: its arguments.
+        backend: ``local`` or ``ray`` (:data:`BACKENDS`).
+        address: the Ray cluster (``ray`` only; default: a local Ray instance).
     """
     from tqdm import tqdm
 
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "ray":
+        from agents.experiments.ray_backend import run_pool_ray
+
+        return run_pool_ray(fn, jobs, workers=workers, address=address, progress=progress,
+                            desc=desc, on_result=on_result, initializer=initializer,
+                            initargs=initargs)
+    if address is not None:
+        raise ValueError("address names a Ray cluster: it needs backend='ray'")
     out: list[Any] = [None] * len(jobs)
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress, dynamic_ncols=True)
     try:

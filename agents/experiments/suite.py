@@ -318,15 +318,24 @@ def _hp_value(v: Any) -> Any:
 
 
 def run_task(job: tuple[Suite, str, str, int, str]) -> dict[str, Any]:
-    """Train (learned policies) and evaluate one ``(spec, scenario, policy, seed, runs_dir)``.
-    Never raises: a failure is returned as ``error`` with NaN metrics."""
+    """:func:`run_one` of one job ``(spec, scenario, policy, seed, runs_dir)`` (the pool's
+    unit of work)."""
     spec, scenario, policy, seed, runs_dir = job
+    return run_one(spec, scenario, policy, seed, runs_dir)
+
+
+def run_one(spec: Suite, scenario: str, policy: str, seed: int, runs_dir: str | Path, *,
+            callbacks: list[Any] = ()) -> dict[str, Any]:
+    """Train (learned policies) and evaluate ``policy`` on ``scenario`` with run seed
+    ``seed``; ``callbacks`` are added to the training runner's (e.g. a Tune reporter; they
+    must not change the run). Never raises: a failure is returned as ``error`` with NaN
+    metrics."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     out: dict[str, Any] = {"scenario": scenario, "policy": policy, "seed": seed,
                            "kind": policy_kind(policy), "train_steps": 0, "curve": [],
                            "run_dir": None, "error": None}
     try:
-        out.update(_run_task(spec, scenario, policy, seed, Path(runs_dir)))
+        out.update(_run_task(spec, scenario, policy, seed, Path(runs_dir), list(callbacks)))
     except Exception as e:  # noqa: BLE001 - one failing policy must not sink the suite
         log.exception("%s/%s/%s failed", scenario, policy, seed)
         out["error"] = f"{type(e).__name__}: {e}"
@@ -337,8 +346,8 @@ def run_task(job: tuple[Suite, str, str, int, str]) -> dict[str, Any]:
     return out
 
 
-def _run_task(spec: Suite, scenario: str, policy: str, seed: int, runs_dir: Path
-              ) -> dict[str, Any]:
+def _run_task(spec: Suite, scenario: str, policy: str, seed: int, runs_dir: Path,
+              extra_callbacks: list[Any] = ()) -> dict[str, Any]:
     from agents.factory import make_learner
     from agents.runner import RunConfig, Runner
 
@@ -362,7 +371,8 @@ def _run_task(spec: Suite, scenario: str, policy: str, seed: int, runs_dir: Path
                         log_every=max(steps // 20, n), run_root=str(runs_dir), algo=policy,
                         scenario=scenario, progress=False, max_session_steps=MAX_SESSION_STEPS,
                         save_checkpoints=False)  # a checkpoint holds the replay buffer
-        runner = Runner(world_cfg, learners, run, callbacks=callbacks)
+        runner = Runner(world_cfg, learners, run,
+                        callbacks=[*callbacks, *extra_callbacks])
         t_train = time.perf_counter()
         runner.train()
         train_seconds = time.perf_counter() - t_train
@@ -467,15 +477,7 @@ def aggregate(spec: Suite, records: list[dict[str, Any]]) -> list[dict[str, Any]
                     if (scenario, policy, s) in by]
             if not recs:
                 continue
-            row: dict[str, Any] = {
-                "scenario": scenario, "policy": policy, "kind": policy_kind(policy),
-                "privileged": policy_kind(policy) == "oracle", "n_seeds": len(recs),
-                "train_steps": recs[0]["train_steps"],
-                "errors": "; ".join(sorted({r["error"] for r in recs if r.get("error")})),
-                "note": POLICY_NOTES.get(policy, ""),
-            }
-            for k in METRIC_KEYS:
-                row[f"{k}_mean"], row[f"{k}_ci95"] = mean_ci([r["metrics"][k] for r in recs])
+            row = metric_row(scenario, policy, recs)
             gaps = []
             if row["kind"] == "learned":
                 for r in recs:
@@ -490,6 +492,25 @@ def aggregate(spec: Suite, records: list[dict[str, Any]]) -> list[dict[str, Any]
             rows.append(row)
     _mask_unreliable_gap(rows)
     return rows
+
+
+def metric_row(scenario: str, policy: str, recs: list[dict[str, Any]],
+               n_seeds: int | None = None) -> dict[str, Any]:
+    """A results row of ``policy`` on ``scenario`` from its runs ``recs``: the fixed columns
+    and the mean and 95% CI over the runs of every metric (``gap_closed`` NaN: set by
+    :func:`aggregate`)."""
+    row: dict[str, Any] = {
+        "scenario": scenario, "policy": policy, "kind": policy_kind(policy),
+        "privileged": policy_kind(policy) == "oracle",
+        "n_seeds": len(recs) if n_seeds is None else n_seeds,
+        "train_steps": recs[0]["train_steps"] if recs else 0,
+        "errors": "; ".join(sorted({r["error"] for r in recs if r.get("error")})),
+        "note": POLICY_NOTES.get(policy, ""),
+    }
+    for k in METRIC_KEYS:
+        row[f"{k}_mean"], row[f"{k}_ci95"] = mean_ci([r["metrics"][k] for r in recs])
+    row["gap_closed_mean"] = row["gap_closed_ci95"] = float("nan")
+    return row
 
 
 def _mask_unreliable_gap(rows: list[dict[str, Any]]) -> None:
@@ -960,8 +981,12 @@ def _task_cost(spec: Suite, scenario: str, policy: str) -> float:
 
 
 def run_suite(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path, workers: int = 1,
-              progress: bool = True, update: str | Path | None = None) -> dict[str, Any]:
+              progress: bool = True, backend: str = "local", address: str | None = None,
+              update: str | Path | None = None) -> dict[str, Any]:
     """Run every (scenario, policy, reporting seed), then write the tables and plots.
+
+    ``backend`` and ``address`` choose the pool (:func:`agents.experiments.common.run_pool`:
+    local processes or Ray tasks); the results do not depend on it.
 
     Args:
         update: the folder of an earlier run of this suite: run only ``spec``'s scenarios x
@@ -986,7 +1011,8 @@ def run_suite(spec: Suite, *, out_dir: str | Path, runs_dir: str | Path, workers
     tasks.sort(key=lambda t: -_task_cost(spec, t[0], t[1]))
     jobs = [(spec, sc, p, s, str(runs_dir)) for sc, p, s in tasks]
     records = kept + run_pool(run_task, jobs, workers=workers, progress=progress,
-                              desc=f"benchmark {spec.name}")
+                              desc=f"benchmark {spec.name}", backend=backend,
+                              address=address)
     drift = drift_snapshots(spec, "default" if "default" in spec.scenarios else spec.scenarios[0])
     references = curve_references(spec)
     seconds = time.perf_counter() - t0
