@@ -19,8 +19,8 @@ is scored from its features (content, age, counters) alone.
 * :class:`CandidateQPolicy` (DQN, ``Discrete(C)``): the Q-network's output for candidate ``i`` is
   ``f(user, candidate_i)``; :class:`agents.sb3.TopKSB3DQN` shows the top ``k`` of them.
 
-Both read the observation layout from the space (:class:`recsim_env.RecommenderObsSpace`, which
-every face's recommender space is) or from ``policy_kwargs={"layout": ...}``. On any other space
+Both read the observation layout from the space (``space.layout``: every face's recommender
+space is :meth:`recsim_env.ObsLayout.space`) or from ``policy_kwargs={"layout": ...}``. On any other space
 (provider and user agents) they are SB3's plain MLP policies, so one name serves every role::
 
     from stable_baselines3 import PPO
@@ -43,7 +43,7 @@ from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
 from agents.dqn import ItemScorer
-from recsim_env.world import ObsLayout, RecommenderObsSpace
+from recsim_env.world import ObsLayout
 
 __all__ = ["CandidateQPolicy", "CandidateScoringPolicy", "SlateDistribution",
            "candidate_layout", "decode_codes", "encode_codes"]
@@ -209,7 +209,7 @@ class CandidateScoringPolicy(ActorCriticPolicy):
     Args:
         observation_space, action_space, lr_schedule: as SB3's ``ActorCriticPolicy``.
         layout: the observation layout when the space does not carry it (default: read from a
-            :class:`recsim_env.RecommenderObsSpace`).
+            recommender space, ``space.layout``).
         scorer_hidden: hidden layer sizes of the candidate scorer.
         cross_dim: rank of its user x item cross term (0: none).
         **kwargs: SB3's ``ActorCriticPolicy`` options (``net_arch`` shapes the value network).
@@ -338,6 +338,6 @@ class CandidateQPolicy(DQNPolicy):
 def default_policy(algo: str, observation_space: spaces.Space) -> Any:
     """The policy ``make_model`` uses: candidate scoring on a recommender's space, else
     ``MlpPolicy``."""
-    if not isinstance(observation_space, RecommenderObsSpace):
+    if not isinstance(getattr(observation_space, "layout", None), ObsLayout):
         return "MlpPolicy"
     return CandidateQPolicy if algo == "dqn" else CandidateScoringPolicy

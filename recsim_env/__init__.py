@@ -15,7 +15,7 @@ from typing import Any
 
 from recsim_env.config import PRESET_DESCRIPTIONS, PRESETS, EnvConfig, make_config
 from recsim_env.parallel import ENV_NAME, RecSimParallelEnv
-from recsim_env.world import ObsLayout, RecommenderObsSpace, World
+from recsim_env.world import ObsLayout, World
 
 __all__ = [
     "ENV_NAME",
@@ -23,7 +23,6 @@ __all__ = [
     "PRESET_DESCRIPTIONS",
     "EnvConfig",
     "ObsLayout",
-    "RecommenderObsSpace",
     "RecSimParallelEnv",
     "World",
     "make_config",

@@ -101,20 +101,15 @@ class ObsLayout:
         cand = obs[..., self.user_dim:].reshape(obs.shape[:-1] + (self.n_candidates, self.item_dim))
         return user, cand
 
-    def space(self) -> RecommenderObsSpace:
-        """The recommender observation space of this layout (every face uses it)."""
-        return RecommenderObsSpace(self)
-
-
-class RecommenderObsSpace(spaces.Box):
-    """A recommender's observation space: a flat float32 ``Box`` that also carries its
-    :class:`ObsLayout`, so that a policy built from the space alone (for example
-    ``PPO(agents.sb3_policies.CandidateScoringPolicy, env)``) can split user and candidate
-    features. It is equal to the plain ``Box`` of the same shape."""
-
-    def __init__(self, layout: ObsLayout, seed: int | np.random.Generator | None = None) -> None:
-        super().__init__(-np.inf, np.inf, (layout.size,), np.float32, seed=seed)
-        self.layout = layout
+    def space(self) -> spaces.Box:
+        """The recommender observation space of this layout (every face uses it): a flat
+        float32 ``Box`` that also carries this layout as ``space.layout``, so a policy built
+        from the space alone (``PPO(agents.sb3_policies.CandidateScoringPolicy, env)``) can
+        split user and candidate features. It is a plain ``Box`` (PettingZoo wants one space
+        class for all agents) and equal to any ``Box`` of the same shape."""
+        space = spaces.Box(-np.inf, np.inf, (self.size,), np.float32)
+        space.layout = self
+        return space
 
 
 class Candidates(NamedTuple):

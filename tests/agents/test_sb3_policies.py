@@ -18,7 +18,7 @@ from agents.sb3_policies import (
     decode_codes,
     encode_codes,
 )
-from recsim_env import RecommenderObsSpace, World, make_config
+from recsim_env import World, make_config
 from recsim_env.slates import NoRepeatSlatesVec, decode_no_repeat, encode_no_repeat
 from recsim_env.vector import RecommenderVecEnv
 from recsim_env.views import RecommenderView
@@ -41,7 +41,6 @@ def test_every_recommender_face_carries_its_layout():
     cfg = make_config("default", **SMALL)
     layout = World(cfg).layout
     env = RecommenderVecEnv(4, preset="default", **SMALL)
-    assert isinstance(env.observation_space, RecommenderObsSpace)
     assert env.observation_space.layout == layout
     view = RecommenderView(config=cfg)
     assert view.observation_space.layout == layout
