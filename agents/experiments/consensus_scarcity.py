@@ -575,7 +575,7 @@ def summarise(spec: ScarcitySpec, results: list[dict[str, Any]],
 
 
 # --------------------------------------------------------------------------- report
-TABLE_COLUMNS = ("method", "return at budgets (world steps)", "final - independent (paired)",
+TABLE_COLUMNS = ("method", "return at the budgets", "final - independent (paired)",
                  "final - shared (paired)", "share of ind.->shared gap", "steps to 50% gap",
                  "params sent / agent / round", "total sent (x raw pooling)")
 
@@ -589,7 +589,7 @@ def table_rows(spec: ScarcitySpec, block: dict[str, Any]) -> list[list[str]]:
     out = []
     for m in spec.methods:
         r = block["rows"][m.name]
-        at = " / ".join(f"{x:.1f}" for x in r["curve_mean"][1:])
+        at = " / ".join(f"{x:.1f}" for x in r["curve_mean"])
         final = f"{at} (final {fmt_ci(r['final_ci']['mean'], r['final_ci']['ci'])})"
         d_ind = r["minus_independent"]
         d_sh = r["minus_shared"]
@@ -609,10 +609,14 @@ def table_rows(spec: ScarcitySpec, block: dict[str, Any]) -> list[list[str]]:
         total = "0" if not c["total"] else f"{c['total']:,.0f} ({ratio:.2g}x)"
         out.append([m.name, final,
                     "—" if m.kind == "independent" else
-                    f"{d_ind['mean']:+.1f} ± {d_ind['ci']:.1f}" + (" **" if r["beats_independent"]
-                                                                   else ""),
+                    f"{d_ind['mean']:+.1f} ± {d_ind['ci']:.1f}" + (
+                        " **" if r["beats_independent"] else
+                        " (below)" if r["below_independent"] else ""),
                     "—" if m.kind == "shared" else f"{d_sh['mean']:+.1f} ± {d_sh['ci']:.1f}",
-                    share, steps, _num(c["per_agent_per_round"]), total])
+                    share, steps,
+                    # shared: raw numbers per world step, shown per update round as the rest
+                    _num(c["per_agent_per_round"] * (spec.train_every if m.kind == "shared"
+                                                     else 1)), total])
     return out
 
 
@@ -649,14 +653,17 @@ def write_markdown(path: Path, data: dict[str, Any], spec: ScarcitySpec) -> None
               "n_agents.", ""]
     lines += ["Columns: mean return at each evaluation budget, final (full budget) with 95% "
               "interval; differences paired over seeds (** = above independent beyond the "
-              "interval); share of the independent-to-shared gap closed = mean(method - ind) "
+              "interval, (below) = below it beyond the interval); share of the "
+              "independent-to-shared gap closed = mean(method - ind) "
               "/ mean(shared - ind) with a paired bootstrap 95% interval, read only where "
               "shared is above independent beyond its interval; steps to "
               f"{spec.threshold_fraction:g} of the random-to-myopic-oracle gap (mean over "
               "seeds with unreached runs counted as the budget: '>=' marks a lower bound); "
-              "parameters sent per agent per consensus round (online + target tensors the step "
-              "mixes; FedAvg: the upload) and in total over the run (all messages, FedAvg's "
-              "download included; shared: the raw transitions pooled), with the ratio to "
+              f"parameters sent per agent per update round of {spec.train_every} world step(s) "
+              "when the method communicates (online + target tensors the step mixes; FedAvg: "
+              "the upload, every `every` rounds; shared: the raw transitions) and in total "
+              "over the run (all messages, FedAvg's download included; shared: the raw "
+              "transitions pooled), with the ratio to "
               "what pooling the same run's raw transitions sends.", ""]
     for regime in spec.regimes:
         block = data["summary"][regime.name]
@@ -671,7 +678,8 @@ def write_markdown(path: Path, data: dict[str, Any], spec: ScarcitySpec) -> None
                   f"{sg['mean']:+.1f} ± {sg['ci']:.1f} (paired).", "",
                   "| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
         lines += ["| " + " | ".join(row) + " |" for row in table_rows(spec, block)]
-        lines += ["", f"![{regime.name}]({regime.name}.png)", ""]
+        lines += ["", f"Budgets: {spec.eval_points} world steps.", "",
+                  f"![{regime.name}]({regime.name}.png)", ""]
     path.write_text("\n".join(lines))
 
 
@@ -808,7 +816,7 @@ def run_study(spec: ScarcitySpec, *, out: str | Path, run_root: str | Path,
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, code_commit = time.perf_counter(), _code_commit()  # the code that runs
     refs = run_pool(reference_returns, [(spec, r, s) for r in spec.regimes for s in seeds],
                     workers=1, progress=False)
     # seed by seed (a stopped study has whole seeds done), the largest runs of a seed first
@@ -819,7 +827,9 @@ def run_study(spec: ScarcitySpec, *, out: str | Path, run_root: str | Path,
     # every finished run is appended to runs.jsonl; --resume skips those already there
     done_path = out / "runs.jsonl"
     done = {}
-    if resume and done_path.is_file():
+    if not resume:
+        done_path.unlink(missing_ok=True)
+    elif done_path.is_file():
         for line in done_path.read_text().splitlines():
             r = from_json(json.loads(line))
             done[(r["regime"], r["method"], r["seed"])] = r
@@ -841,7 +851,7 @@ def run_study(spec: ScarcitySpec, *, out: str | Path, run_root: str | Path,
         "spec": spec.to_dict(), "references": refs, "runs": results,
         "summary": summarise(spec, results, refs),
         "meta": {"role": TUNING if pilot else REPORTING, "seeds": list(seeds),
-                 "command": command, "code_commit": _code_commit(), "workers": workers,
+                 "command": command, "code_commit": code_commit, "workers": workers,
                  "wall_s": time.perf_counter() - t0,
                  "cpu_s": float(sum(r["cpu_s"] for r in results)),
                  "resumed_runs": len(done),

@@ -178,6 +178,12 @@ def test_tiny_study_end_to_end_through_the_command_line(tmp_path, capsys):
     (out / "results.md").unlink()
     assert cli.main(["study", "consensus", "--replot", str(out), "--quiet"]) == 0
     assert (out / "results.md").read_text() == md
+    # an interrupted study resumes from runs.jsonl: every run is there, none is run again
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 6
+    assert cli.main([*argv, "--resume"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["meta"]["resumed_runs"] == 6 and again["runs"] == data["runs"]
+    capsys.readouterr()
     # a regime the spec does not have: one-line error, exit status 2, nothing run
     assert cli.main(["study", "consensus", "--spec", str(SPEC), "--regimes", "x"]) == 2
     assert "--regimes: unknown ['x']" in capsys.readouterr().err
