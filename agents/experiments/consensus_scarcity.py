@@ -39,7 +39,8 @@ each evaluation budget; steps to ``threshold_fraction`` of the random-to-myopic-
 (:func:`agents.stats.share_of_gap`); communication (:func:`communication`).
 
 Outputs in ``--out``: ``results.json`` (spec, provenance, every run, summaries), ``results.md``
-(one table per regime), ``<regime>.png`` (curves and paired differences per regime).
+(one table per regime), ``<regime>.png`` (curves and paired differences per regime), and
+``runs.jsonl`` (each run as it finishes; ``--resume`` keeps those and runs the rest).
 """
 
 from __future__ import annotations
