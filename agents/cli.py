@@ -779,6 +779,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- study
+def cmd_study(args: argparse.Namespace) -> int:
+    """A pre-registered study (``agents.experiments.<study>``); writes results/<study>-<time>/."""
+    import shlex
+
+    import torch
+
+    from agents.experiments import consensus_scarcity
+
+    torch.set_num_threads(1)
+    command = "recsim-marl study " + " ".join(shlex.quote(a) for a in args.argv)
+    result = consensus_scarcity.main(args, command)
+    _emit(args, result, f"{args.study}: {result['runs']} runs in {result['seconds']:.0f} s\n"
+                        f"results: {result['out_dir']}/ (results.md, results.json, "
+                        "<regime>.png)")
+    return 0
+
+
 # --------------------------------------------------------------------------- tensorboard
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` right now."""
@@ -980,6 +998,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tiny sizes and budgets (tests, smoke runs)")
     s.set_defaults(func=cmd_sweep)
 
+    s = sub.add_parser("study", parents=[common],
+                       help="a pre-registered study -> results/<study>-<time>/")
+    s.add_argument("study", choices=("consensus",),
+                   help="consensus: consensus vs independent, shared and FedAvg under data "
+                        "scarcity (configs/studies/consensus_scarcity.toml)")
+    from agents.experiments.consensus_scarcity import add_arguments
+
+    add_arguments(s)
+    s.set_defaults(func=cmd_study)
+
     s = sub.add_parser("tensorboard", parents=[common],
                        help="start TensorBoard on the runs directory (127.0.0.1)")
     s.add_argument("--logdir", default="runs",
@@ -1001,6 +1029,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)[1:]
     prog = f"recsim-marl {args.command}"
     try:
         return int(args.func(args) or 0)

@@ -7,6 +7,8 @@
   methods run on the same seeds and evaluation worlds (common random numbers), which is
   far tighter than comparing two separate intervals.
 * :func:`ratio_ci`: the interval of a per-seed ratio ``a / b``.
+* :func:`share_of_gap`: the share ``mean(x - low) / mean(high - low)`` of a paired gap that
+  a method closes, with a paired percentile-bootstrap interval over seeds.
 * :func:`fmt_ci`: ``"12.3 ± 0.4"`` for tables.
 
 Every table, figure and README number of the project goes through these functions.
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["fmt_ci", "mean_ci", "paired_difference", "ratio_ci", "t_quantile"]
+__all__ = ["fmt_ci", "mean_ci", "paired_difference", "ratio_ci", "share_of_gap", "t_quantile"]
 
 CONFIDENCE = 0.95
 """The confidence level of every interval the project reports."""
@@ -100,6 +102,43 @@ def ratio_ci(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(b != 0, a / b, np.nan)
     return _mean_ci_1d(r, confidence)
+
+
+def share_of_gap(x: Sequence[float] | np.ndarray, low: Sequence[float] | np.ndarray,
+                 high: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE, *,
+                 n_resamples: int = 9999, seed: int = 0) -> tuple[float, float, float]:
+    """Share of the gap from ``low`` to ``high`` that ``x`` closes, ``mean(x - low) /
+    mean(high - low)``, with a paired percentile-bootstrap interval over seeds
+    (:func:`scipy.stats.bootstrap`, resampling whole seeds).
+
+    Args:
+        x, low, high: (n,) one value per seed, the same seeds in the same order (e.g. a
+            method, independent learners, the shared network).
+
+    Returns:
+        ``(share, lower, upper)``; NaNs when fewer than 2 seeds or the mean gap is 0.
+
+    Raises:
+        ValueError: different lengths.
+    """
+    x, lo, hi = (np.asarray(v, np.float64).reshape(-1) for v in (x, low, high))
+    if not x.shape == lo.shape == hi.shape:
+        raise ValueError(f"paired values need the same seeds: got {x.size}, {lo.size} and "
+                         f"{hi.size} values")
+    gap = float(np.mean(hi - lo)) if x.size else 0.0
+    if x.size < 2 or gap == 0.0:
+        return float("nan"), float("nan"), float("nan")
+    share = float(np.mean(x - lo)) / gap
+
+    def statistic(a: np.ndarray, b: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.mean(a - b, axis=axis) / np.mean(c - b, axis=axis)
+
+    res = stats.bootstrap((x, lo, hi), statistic, paired=True, vectorized=True,
+                          confidence_level=confidence, n_resamples=n_resamples,
+                          method="percentile", rng=np.random.default_rng(seed))
+    ci = res.confidence_interval
+    return share, float(ci.low), float(ci.high)
 
 
 def fmt_ci(mean: float, half: float, digits: int = 3) -> str:

@@ -6,5 +6,8 @@
   :func:`agents.hparams.learner_hparams`; nowhere else holds them.
 * ``suites/<suite>.toml``: the benchmark suites (scenarios, policies, budgets, tuning and
   reporting seeds, evaluation protocol), read by :mod:`agents.experiments.suite`.
+* ``studies/<study>.toml``: pre-registered studies (regimes, methods, budgets, seeds,
+  hypotheses), e.g. ``studies/consensus_scarcity.toml`` read by
+  :mod:`agents.experiments.consensus_scarcity`.
 * ``*.toml`` at the top: training configs for ``recsim-marl train``.
 """

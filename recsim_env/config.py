@@ -290,7 +290,12 @@ class EnvConfig:
     history_decay: Decay = 0.9
     cohort_topic_skew: Annotated[float, Field(ge=0.0, le=2.0)] = 0.0
     """Heterogeneous cohorts: users of cohort ``c`` get ``+cohort_topic_skew`` on topic
-    ``c % n_topics`` of their initial interest and home (clipped to [-1, 1]). 0 = identical."""
+    ``(c // cohort_topic_group) % n_topics`` of their initial interest and home (clipped to
+    [-1, 1]). 0 = identical."""
+    cohort_topic_group: Annotated[int, Field(ge=1)] = 1
+    """Consecutive cohorts (session slots) that share one skewed topic: cohorts ``g * k`` to
+    ``g * k + k - 1`` lean to topic ``g % n_topics`` for ``k = cohort_topic_group`` (1: each
+    cohort its own topic). Lets one agent serve several slots of one taste."""
 
     # --- users: sessions and return ---------------------------------------------------------
     session_budget: Annotated[float, Field(ge=1e-3, le=MAX_BUDGET)] = 120.0

@@ -346,7 +346,8 @@ class World:
         if cfg.cohort_topic_skew:
             u = np.arange(self.n_users)
             x = self.users.interest
-            x[u, (u % self.n_sessions) % cfg.n_topics] += cfg.cohort_topic_skew
+            topic = ((u % self.n_sessions) // cfg.cohort_topic_group) % cfg.n_topics
+            x[u, topic] += cfg.cohort_topic_skew
             np.clip(x, -1.0, 1.0, out=x)
             self.users.anchor[:] = x
             self.users.home[:] = x

@@ -81,6 +81,14 @@ COMMANDS = {  # README command (comment removed) -> the command the test runs
     "--set learner.kwargs.lr=3e-4":
         "recsim-marl train configs/dqn_default.toml --set run.total_steps=256 "
         f"--set learner.kwargs.lr=3e-4 {_TINY_TRAIN} --quiet",
+    "recsim-marl study consensus --spec configs/studies/consensus_scarcity.toml --tiny "
+    "--seeds 2 --regimes centre":
+        "recsim-marl study consensus --spec configs/studies/consensus_scarcity.toml --tiny "
+        "--seeds 2 --regimes centre --methods ring --quiet",
+    "recsim-marl study consensus --spec configs/studies/consensus_scarcity.toml --workers 2 "
+    "--out results/consensus_scarcity":
+        "recsim-marl study consensus --spec configs/studies/consensus_scarcity.toml --tiny "
+        "--seeds 2 --regimes slots1 --methods fedavg --quiet --out results/consensus_scarcity",
     "recsim-marl evaluate runs/<run> --scenario long_term --seeds 5":
         "recsim-marl evaluate {last_run} --scenario long_term --seeds 2 --steps 10 "
         "--sessions 8 --quiet",
