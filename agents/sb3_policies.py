@@ -203,7 +203,25 @@ def _score(scorer: ItemScorer, layout: ObsLayout, obs: torch.Tensor) -> torch.Te
     return scorer(user, cand)
 
 
-class CandidateScoringPolicy(ActorCriticPolicy):
+class _ScorerOptions:
+    """The candidate scorer's options, shared by both policies: set before SB3's constructor
+    (which builds the networks) and saved with the model."""
+
+    def _scorer_options(self, slate: tuple[ObsLayout, str] | None, layout: ObsLayout | None,
+                        scorer_hidden: Sequence[int], cross_dim: int) -> None:
+        # plain attributes, set before nn.Module.__init__ runs
+        object.__setattr__(self, "_slate", slate)
+        object.__setattr__(self, "_layout_kwarg", layout)
+        object.__setattr__(self, "_scorer_args", (tuple(scorer_hidden), int(cross_dim)))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()  # type: ignore[misc]
+        data.update(layout=self._layout_kwarg, scorer_hidden=self._scorer_args[0],
+                    cross_dim=self._scorer_args[1])
+        return data
+
+
+class CandidateScoringPolicy(_ScorerOptions, ActorCriticPolicy):
     """Actor-critic policy for PPO and A2C whose actor scores candidates (module docstring).
 
     Args:
@@ -220,17 +238,9 @@ class CandidateScoringPolicy(ActorCriticPolicy):
                  scorer_hidden: Sequence[int] = (64, 64), cross_dim: int = 32,
                  **kwargs: Any) -> None:
         # set before ActorCriticPolicy.__init__, which calls _build
-        object.__setattr__(self, "_slate", candidate_layout(observation_space, action_space,
-                                                            layout))
-        object.__setattr__(self, "_scorer_args", (tuple(scorer_hidden), int(cross_dim)))
+        self._scorer_options(candidate_layout(observation_space, action_space, layout),
+                             layout, scorer_hidden, cross_dim)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
-        self.layout_kwarg = layout
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(layout=self.layout_kwarg, scorer_hidden=self._scorer_args[0],
-                    cross_dim=self._scorer_args[1])
-        return data
 
     @property
     def scores_candidates(self) -> bool:
@@ -303,7 +313,7 @@ class CandidateQNetwork(BasePolicy):
         return self(observation).argmax(dim=1).reshape(-1)
 
 
-class CandidateQPolicy(DQNPolicy):
+class CandidateQPolicy(_ScorerOptions, DQNPolicy):
     """DQN policy over ``Discrete(C)`` whose Q-network scores candidates (module docstring);
     SB3's MLP Q-network on any other space. Options as :class:`CandidateScoringPolicy`."""
 
@@ -315,16 +325,8 @@ class CandidateQPolicy(DQNPolicy):
         if slate is not None and slate[1] != "item":
             raise ValueError(f"DQN picks one candidate: action space must be "
                              f"Discrete({slate[0].n_candidates}), got {action_space}")
-        object.__setattr__(self, "_slate", slate)
-        object.__setattr__(self, "_scorer_args", (tuple(scorer_hidden), int(cross_dim)))
+        self._scorer_options(slate, layout, scorer_hidden, cross_dim)
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
-        self.layout_kwarg = layout
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(layout=self.layout_kwarg, scorer_hidden=self._scorer_args[0],
-                    cross_dim=self._scorer_args[1])
-        return data
 
     def make_q_net(self) -> BasePolicy:
         if self._slate is None:

@@ -571,9 +571,6 @@ def check_targets(rows: list[dict[str, Any]],
     return out
 
 
-Q_LEARNERS = ("tabular_q", "linear_q", "dqn", "slateq")
-
-
 def _paired_targets(scenario: str, rows: dict[str, dict[str, Any]],
                     records: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-seed (paired) checks: the long-term oracle against the myopic one, the share of
@@ -604,6 +601,8 @@ def _paired_targets(scenario: str, rows: dict[str, dict[str, Any]],
         t["learned_not_above_random"] = [
             p for p in learned if (lambda dh: dh[0] - dh[1] <= 0)(
                 paired_difference(returns(p), rnd))]
+    from agents.factory import Q_LEARNERS
+
     q = [p for p in Q_LEARNERS if p in learned]
     if "ppo" in learned and q:
         best_q = max(q, key=lambda p: rows[p]["return_mean"])
