@@ -145,8 +145,8 @@ class DQN(ReplayQLearner):
                  **hparams: Any) -> None:
         super().__init__(config, seed=seed, **hparams)
         self.double_q = bool(double_q)
-        self._set_networks(ItemScorer(self.layout.user_dim, self.layout.item_dim,
-                                      tuple(self.hp.hidden), self.hp.cross_dim, self.torch_rng))
+        self._set_networks(ItemScorer(*self._net_dims(), tuple(self.hp.hidden),
+                                      self.hp.cross_dim, self.torch_rng))
 
     @torch.no_grad()
     def q_values(self, obs: np.ndarray) -> np.ndarray:

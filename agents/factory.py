@@ -5,7 +5,8 @@ Names:
 * baselines (recommenders): ``random``, ``most_popular``, ``myopic_oracle``,
   ``long_term_oracle``, ``epsilon_greedy``, ``ucb1``, ``thompson``, ``linucb``, ``online_mf``,
   ``content_similarity``, ``content_projected`` (see :mod:`agents.baselines`);
-* our Q-learners (recommenders): ``tabular_q``, ``linear_q``, ``dqn``, ``slateq``;
+* our Q-learners (recommenders): ``tabular_q``, ``linear_q``, ``dqn``, ``slateq``, and
+  ``memory_dqn`` and ``memory_slateq`` (the same with a per-user memory, :mod:`agents.memory`);
 * Stable-Baselines3 (any role): ``ppo``, ``a2c``, ``sb3_dqn`` (``Discrete`` actions; on
   recommender slates larger than one, :class:`agents.sb3.TopKSB3DQN` shows the top-k positions
   of its per-position Q-values).
@@ -23,7 +24,7 @@ from recsim_env.config import EnvConfig
 from recsim_env.parallel import provider_action_space, recommender_action_space
 from recsim_env.world import World
 
-Q_LEARNERS = ("tabular_q", "linear_q", "dqn", "slateq")
+Q_LEARNERS = ("tabular_q", "linear_q", "dqn", "memory_dqn", "slateq", "memory_slateq")
 SB3_LEARNERS = ("ppo", "a2c", "sb3_dqn")
 
 
@@ -85,6 +86,10 @@ def make_learner(name: str, config: EnvConfig, *, role: str = "recommender", n_r
             from agents.linear_q import LinearQ as cls
         elif name == "dqn":
             from agents.dqn import DQN as cls
+        elif name == "memory_dqn":
+            from agents.memory import MemoryDQN as cls
+        elif name == "memory_slateq":
+            from agents.memory import MemorySlateQ as cls
         else:
             from agents.slateq import SlateQ as cls
         return cls(config, seed=seed, **kwargs)

@@ -6,6 +6,10 @@ applies to every scenario and a table named after a scenario overrides its keys:
 
     learner_hparams("dqn", "recsim_ie")   # {"gamma": 0.99, "lr": 0.001, ...}
 
+A ``[base]`` table may start with ``extends = "<learner>"``: the learner then starts from that
+learner's hyperparameters for the same scenario (``memory_dqn`` is ``dqn`` plus its memory),
+so shared values are written once.
+
 The tables ship inside the installed package (``recsim_configs``), so this works from any
 directory after ``pip install``.
 """
@@ -19,10 +23,12 @@ from typing import Any
 
 import tomllib
 
-__all__ = ["BASE", "config_file", "configs_root", "learner_hparams", "learners_with_hparams"]
+__all__ = ["BASE", "EXTENDS", "config_file", "configs_root", "learner_hparams", "learners_with_hparams"]
 
 BASE = "base"
 """The table every scenario starts from."""
+EXTENDS = "extends"
+"""Key of ``[base]`` naming the learner whose hyperparameters this one starts from."""
 
 
 def configs_root() -> Traversable:
@@ -55,10 +61,16 @@ def _plain(v: Any) -> Any:
 
 
 def learner_hparams(learner: str, scenario: str) -> dict[str, Any]:
-    """The hyperparameters of ``learner`` on ``scenario``: ``[base]`` updated by the
-    scenario's table (lists become tuples). A fresh dict each call."""
+    """The hyperparameters of ``learner`` on ``scenario``: the extended learner's (if
+    ``[base]`` names one), updated by ``[base]``, then by the scenario's table (lists become
+    tuples). A fresh dict each call."""
     table = _table(learner)
-    out = {k: _plain(v) for k, v in table[BASE].items()}
+    base = dict(table[BASE])
+    parent = base.pop(EXTENDS, None)
+    if parent == learner:
+        raise ValueError(f"configs/learners/{learner}.toml: [{BASE}] extends itself")
+    out = learner_hparams(parent, scenario) if parent is not None else {}
+    out.update({k: _plain(v) for k, v in base.items()})
     out.update({k: _plain(v) for k, v in table.get(scenario, {}).items()})
     return out
 

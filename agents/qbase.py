@@ -147,6 +147,12 @@ class QLearner:
         rng = self.rng if explore and self.random_tie_break else None
         return top_k_slates(self.q_values(obs), self.slate_size, rng)
 
+    def _net_obs(self, obs: np.ndarray, context: ActContext | None, explore: bool
+                 ) -> np.ndarray:
+        """What the model scores: the observation itself (a learner with its own memory
+        adds to it)."""
+        return obs
+
     def act(self, obs: np.ndarray, context: ActContext | None = None, *,
             explore: bool = True) -> np.ndarray:
         """The greedy slate (top-``slate_size`` candidates by Q unless the learner says
@@ -156,7 +162,7 @@ class QLearner:
             (n, slate_size) int64.
         """
         check_obs(obs, self.layout)
-        slates = self._greedy_slates(obs, explore)
+        slates = self._greedy_slates(self._net_obs(obs, context, explore), explore)
         if explore:
             rand = self.rng.random(obs.shape[0]) < self.exploration_rate
             slates[rand] = random_slates(self.rng, int(rand.sum()), self.n_candidates,
@@ -292,6 +298,11 @@ class ReplayQLearner(QLearner):
         self.q_target = copy.deepcopy(q_net).requires_grad_(False)
         # fused: one kernel for all parameters (about twice as fast on CPU)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=self.lr, fused=True)
+
+    def _net_dims(self) -> tuple[int, int]:
+        """(user, item) feature sizes of the networks' input: the observation's (a learner
+        with its own memory adds to them)."""
+        return self.layout.user_dim, self.layout.item_dim
 
     def _split(self, obs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(n, obs_dim) -> user (n, user_dim) and candidates (n, C, item_dim), float32."""

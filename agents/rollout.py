@@ -286,13 +286,19 @@ class Rollout:
                 rows = np.flatnonzero(truncated)
                 next_obs[rows] = world.recommender_obs(rows)
         metrics: dict[str, dict[str, float]] = {}
-        if learn:
-            for a, ctx in contexts:
+        for a, ctx in contexts:
+            # learners update; a learner that keeps its own memory of the users observes the
+            # step also when it does not learn (evaluation)
+            observe = getattr(a.learner, "observe", None)
+            if learn or observe is not None:
                 r = a.rows
                 batch = Transition(obs[r], slates[r], res.reward[r].astype(np.float64),
                                    learn_next[r], terminated[r], truncated[r],
                                    res.choice[r].astype(np.int64), ctx)
-                metrics[a.name] = a.learner.update(batch) or {}
+                if learn:
+                    metrics[a.name] = a.learner.update(batch) or {}
+                else:
+                    observe(batch)
         prov_eps = self._provider_step(prov_obs, publish, res, learn, metrics)
         user_eps = self._user_step(turn, res, learn, metrics) if turn is not None else None
         started = self.started_at.copy()

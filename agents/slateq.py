@@ -134,8 +134,7 @@ class SlateQ(ReplayQLearner):
         self.utility = ("observed" if observable else "learned") if utility == "auto" else utility
         self.config = config
         self.click_loss_weight = float(click_loss_weight)
-        lay = self.layout
-        self._set_networks(_SlateQNet(lay.user_dim, lay.item_dim, tuple(self.hp.hidden),
+        self._set_networks(_SlateQNet(*self._net_dims(), tuple(self.hp.hidden),
                                       self.hp.cross_dim, self.utility == "learned",
                                       self.torch_rng))
         # every slate to enumerate (S, k), or None for greedy
