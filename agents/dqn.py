@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 # check_q_hyperparameters, clone_state_dict and polyak_update moved to agents.qbase; they stay
 # importable from here (public names of this module)
@@ -109,6 +110,10 @@ class ItemScorer(nn.Module):
     def forward(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Score candidates.
 
+        Without autograd (``torch.no_grad`` or ``torch.inference_mode``: acting, TD targets)
+        on CPU float32 it runs :meth:`_score_no_grad`, the same operations on reused buffers;
+        the result is bit-identical either way.
+
         Args:
             user: (n, user_dim) float32.
             items: (n, m, item_dim) float32.
@@ -116,10 +121,65 @@ class ItemScorer(nn.Module):
         Returns:
             (n, m) float32.
         """
-        h = self.user_in(user)[:, None, :] + self.item_in(items)
+        if (not torch.is_grad_enabled() and items.dim() == 3 and items.dtype == torch.float32
+                and user.dtype == torch.float32 and items.device.type == "cpu"):
+            return self._score_no_grad(user, items)
+        # F.linear on the layers' parameters: the same aten ops as calling the layers, without
+        # the module-call overhead
+        h = F.linear(user, self.user_in.weight, self.user_in.bias)[:, None, :] \
+            + F.linear(items, self.item_in.weight)
         if self.cross_dim:
-            h = h + self.cross_in(self.user_proj(user)[:, None, :] * self.item_proj(items))
-        return self.head(h).squeeze(-1)
+            h = h + F.linear(F.linear(user, self.user_proj.weight)[:, None, :]
+                             * F.linear(items, self.item_proj.weight), self.cross_in.weight)
+        for layer in self.head:
+            h = F.linear(h, layer.weight, layer.bias) if isinstance(layer, nn.Linear) \
+                else torch.relu(h)
+        return h.squeeze(-1)
+
+    def _buffer(self, key: str, rows: int, cols: int) -> torch.Tensor:
+        """A reused (rows, cols) float32 buffer (one per key and size; a handful of sizes
+        occur: acting, replayed batches, evaluation)."""
+        cache = self.__dict__.setdefault("_scratch", {})
+        buf = cache.get((key, rows, cols))
+        if buf is None:
+            if len(cache) > 64:  # many batch sizes: start again rather than grow without bound
+                cache.clear()
+            buf = cache[(key, rows, cols)] = torch.empty(rows, cols)
+        return buf
+
+    def _score_no_grad(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` without autograd: every (n * m)-row intermediate is written into a
+        reused buffer (``out=`` and in-place versions of the same kernels, operands of the
+        commutative adds and products swapped), which spares the allocations (and the page
+        faults of returning large blocks to the system) of scoring many candidates. Returns a
+        fresh (n, m) tensor."""
+        n, m, d = items.shape
+        rows = n * m
+        if items.is_contiguous():
+            flat = items.view(rows, d)
+        else:  # what F.linear's reshape would copy, copied once into a buffer
+            flat = self._buffer("items", rows, d)
+            flat.view(n, m, d).copy_(items)
+        h = torch.mm(flat, self.item_in.weight.t(), out=self._buffer("h", rows,
+                                                                         self.item_in.out_features))
+        h3 = h.view(n, m, -1)
+        h3.add_(F.linear(user, self.user_in.weight, self.user_in.bias)[:, None, :])
+        if self.cross_dim:
+            q = torch.mm(flat, self.item_proj.weight.t(), out=self._buffer("q", rows,
+                                                                               self.cross_dim))
+            q.view(n, m, -1).mul_(F.linear(user, self.user_proj.weight)[:, None, :])
+            h.add_(torch.mm(q, self.cross_in.weight.t(),
+                            out=self._buffer("c", rows, self.cross_in.out_features)))
+        layers = list(self.head)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, nn.Linear):
+                h.relu_()
+            elif i == len(layers) - 1:
+                h = torch.addmm(layer.bias, h, layer.weight.t())
+            else:
+                h = torch.addmm(layer.bias, h, layer.weight.t(),
+                                out=self._buffer(f"head{i}", rows, layer.out_features))
+        return h.view(n, m)
 
 
 # ---------------------------------------------------------------------------------- learner
