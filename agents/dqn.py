@@ -108,7 +108,7 @@ class ItemScorer(nn.Module):
         self.head = nn.Sequential(*layers)
 
     def forward(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Score candidates.
+        """Score candidates: ``m`` per row, or one per row.
 
         Without autograd (``torch.no_grad`` or ``torch.inference_mode``: acting, TD targets)
         on CPU float32 it runs :meth:`_score_no_grad`, the same operations on reused buffers;
@@ -116,20 +116,25 @@ class ItemScorer(nn.Module):
 
         Args:
             user: (n, user_dim) float32.
-            items: (n, m, item_dim) float32.
+            items: (n, m, item_dim) float32, or (n, item_dim): one candidate per row (the
+                same numbers as ``items[:, None, :]`` with fewer autograd nodes).
 
         Returns:
-            (n, m) float32.
+            (n, m) float32, or (n,) for one candidate per row.
         """
         if (not torch.is_grad_enabled() and items.dim() == 3 and items.dtype == torch.float32
                 and user.dtype == torch.float32 and items.device.type == "cpu"):
             return self._score_no_grad(user, items)
+
+        def per_row(x: torch.Tensor) -> torch.Tensor:  # a user term broadcast over candidates
+            return x[:, None, :] if items.dim() == 3 else x
+
         # F.linear on the layers' parameters: the same aten ops as calling the layers, without
         # the module-call overhead
-        h = F.linear(user, self.user_in.weight, self.user_in.bias)[:, None, :] \
+        h = per_row(F.linear(user, self.user_in.weight, self.user_in.bias)) \
             + F.linear(items, self.item_in.weight)
         if self.cross_dim:
-            h = h + F.linear(F.linear(user, self.user_proj.weight)[:, None, :]
+            h = h + F.linear(per_row(F.linear(user, self.user_proj.weight))
                              * F.linear(items, self.item_proj.weight), self.cross_in.weight)
         for layer in self.head:
             h = F.linear(h, layer.weight, layer.bias) if isinstance(layer, nn.Linear) \
@@ -155,19 +160,20 @@ class ItemScorer(nn.Module):
         fresh (n, m) tensor."""
         n, m, d = items.shape
         rows = n * m
-        if items.is_contiguous():
+        if n == 1 or m == 1 or items.stride(0) == m * items.stride(1):
+            # a view, as F.linear's reshape makes it (MKL's results depend on the strides)
             flat = items.view(rows, d)
         else:  # what F.linear's reshape would copy, copied once into a buffer
             flat = self._buffer("items", rows, d)
             flat.view(n, m, d).copy_(items)
         h = torch.mm(flat, self.item_in.weight.t(), out=self._buffer("h", rows,
                                                                          self.item_in.out_features))
-        h3 = h.view(n, m, -1)
+        h3 = h.view(n, m, self.item_in.out_features)
         h3.add_(F.linear(user, self.user_in.weight, self.user_in.bias)[:, None, :])
         if self.cross_dim:
             q = torch.mm(flat, self.item_proj.weight.t(), out=self._buffer("q", rows,
                                                                                self.cross_dim))
-            q.view(n, m, -1).mul_(F.linear(user, self.user_proj.weight)[:, None, :])
+            q.view(n, m, self.cross_dim).mul_(F.linear(user, self.user_proj.weight)[:, None, :])
             h.add_(torch.mm(q, self.cross_in.weight.t(),
                             out=self._buffer("c", rows, self.cross_in.out_features)))
         layers = list(self.head)
@@ -218,12 +224,12 @@ class DQN(ReplayQLearner):
         rows = torch.arange(n)
         user, cand = self._split(b["obs"])
         a = torch.from_numpy(credited_item(b["action"], b["clicked"]))
-        q_sa = self.q_net(user, cand[rows, a][:, None, :])[:, 0]
+        q_sa = self.q_net(user, cand[rows, a])
         with torch.no_grad():
             user_n, cand_n = self._split(b["next_obs"])
             if self.double_q:
                 a_next = self.q_net(user_n, cand_n).argmax(dim=1)
-                q_next = self.q_target(user_n, cand_n[rows, a_next][:, None, :])[:, 0]
+                q_next = self.q_target(user_n, cand_n[rows, a_next])
             else:
                 q_next = self.q_target(user_n, cand_n).max(dim=1).values
             target = self._td_target(b, q_next)
