@@ -214,7 +214,7 @@ class DQN(ReplayQLearner):
         self._set_networks(ItemScorer(self.layout.user_dim, self.layout.item_dim,
                                       tuple(self.hp.hidden), self.hp.cross_dim, self.torch_rng))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """(n, obs_dim) -> (n, n_candidates) float32 online Q of every candidate."""
         return self.q_net(*self._split(obs)).numpy()

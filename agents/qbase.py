@@ -97,6 +97,18 @@ def polyak_update_params(target: list[torch.Tensor], online: list[torch.Tensor],
             torch._foreach_lerp_(target, online, tau)
 
 
+def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> None:
+    """``torch.nn.utils.clip_grad_norm_(params, max_norm)`` for CPU float32 parameters, in
+    place: the same operations in the same order (the same bits), without the per-call
+    grouping of tensors by device and dtype."""
+    with torch.no_grad():
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+        torch._foreach_mul_(grads, torch.clamp(float(max_norm) / (total + 1e-6), max=1.0))
+
+
 def clone_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Detached copies of a module's state dict (a snapshot the module cannot change)."""
     return {k: v.detach().clone() for k, v in sd.items()}
@@ -339,9 +351,10 @@ class ReplayQLearner(QLearner):
     def _gradient_step(self, loss: torch.Tensor) -> None:
         """Adam step on ``loss`` with gradient-norm clipping; every ``target_update_interval``
         steps a Polyak update of the target network."""
-        self.optimizer.zero_grad(set_to_none=True)
+        for p in self._online_params:  # Optimizer.zero_grad(set_to_none=True), minus its hooks
+            p.grad = None
         loss.backward()
-        nn.utils.clip_grad_norm_(self._online_params, self.max_grad_norm)
+        clip_grad_norm(self._online_params, self.max_grad_norm)
         self.optimizer.step()
         self.n_updates += 1
         if self.n_updates % self.target_update_interval == 0:

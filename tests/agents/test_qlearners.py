@@ -525,6 +525,25 @@ def test_item_scorer_paths_bit_identical(case: int) -> None:
             assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("max_norm", [1e-3, 0.5, 1e6])
+def test_clip_grad_norm_is_torchs(max_norm: float) -> None:
+    from agents.qbase import clip_grad_norm
+
+    g = torch.Generator().manual_seed(3)
+    shapes = [(64, 43), (64,), (64, 24), (32, 43), (1, 64), (1,), (5, 0)]
+    ours = [torch.zeros(s, requires_grad=True) for s in shapes]
+    theirs = [torch.zeros(s, requires_grad=True) for s in shapes]
+    for a, b in zip(ours, theirs):
+        a.grad = torch.randn(a.shape, generator=g) * 3
+        b.grad = a.grad.clone()
+    ours[2].grad = None
+    theirs[2].grad = None
+    clip_grad_norm(ours, max_norm)
+    torch.nn.utils.clip_grad_norm_(theirs, max_norm)
+    for a, b in zip(ours, theirs):
+        assert (a.grad is None and b.grad is None) or torch.equal(a.grad, b.grad)
+
+
 def test_credited_item_clicked_else_first_slot():
     action = np.array([[3, 1], [4, 2], [0, 5]])
     np.testing.assert_array_equal(credited_item(action, np.array([1, -1, 0])), [1, 4, 0])
