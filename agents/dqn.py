@@ -149,7 +149,8 @@ class ItemScorer(nn.Module):
         if buf is None:
             if len(cache) > 64:  # many batch sizes: start again rather than grow without bound
                 cache.clear()
-            buf = cache[(key, rows, cols)] = torch.empty(rows, cols)
+            with torch.inference_mode(False):  # a normal tensor, usable in either mode
+                buf = cache[(key, rows, cols)] = torch.empty(rows, cols)
         return buf
 
     def _score_no_grad(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
