@@ -348,12 +348,14 @@ class ReplayQLearner(QLearner):
         reward = torch.from_numpy(b["reward"]) * self.reward_scale
         return reward + self.gamma * not_done * v_next
 
-    def _gradient_step(self, loss: torch.Tensor) -> None:
-        """Adam step on ``loss`` with gradient-norm clipping; every ``target_update_interval``
-        steps a Polyak update of the target network."""
-        for p in self._online_params:  # Optimizer.zero_grad(set_to_none=True), minus its hooks
-            p.grad = None
-        loss.backward()
+    def _gradient_step(self, loss: torch.Tensor | None = None) -> None:
+        """Adam step with gradient-norm clipping on ``loss``'s gradients (by autograd), or,
+        without ``loss``, on the ``.grad`` the subclass has just set; every
+        ``target_update_interval`` steps a Polyak update of the target network."""
+        if loss is not None:
+            for p in self._online_params:  # Optimizer.zero_grad(set_to_none=True), minus hooks
+                p.grad = None
+            loss.backward()
         clip_grad_norm(self._online_params, self.max_grad_norm)
         self.optimizer.step()
         self.n_updates += 1

@@ -480,9 +480,9 @@ def _layer_by_layer(net: Any, user: torch.Tensor, items: torch.Tensor) -> torch.
 
 @pytest.mark.parametrize("case", range(24))
 def test_item_scorer_paths_bit_identical(case: int) -> None:
-    """Scoring without autograd (reused buffers), with autograd, and one candidate per row
-    give exactly the layer-by-layer numbers and gradients, for any strides of the input (MKL's
-    results depend on them)."""
+    """Scoring without autograd (reused buffers), with autograd, one candidate per row, and
+    the training step's hand-written forward/backward pair give exactly the layer-by-layer
+    numbers and gradients, for any strides of the input (MKL's results depend on them)."""
     from agents.dqn import ItemScorer
 
     g = torch.Generator().manual_seed(case)
@@ -523,6 +523,19 @@ def test_item_scorer_paths_bit_identical(case: int) -> None:
         grads = torch.autograd.grad(ref_one.sum(), list(net.parameters()))
         for a, b in zip(torch.autograd.grad(out_one.sum(), list(net.parameters())), grads):
             assert torch.equal(a, b)
+        # the hand-written forward/backward pair of the training step, against autograd
+        target = torch.randn(n, generator=g) * 2
+        ref_one = _layer_by_layer(net, user, one[:, None, :])[:, 0]
+        loss = torch.nn.functional.smooth_l1_loss(ref_one, target)
+        grads = torch.autograd.grad(loss, list(net.parameters()))
+        scores, saved = net.forward_rows(user, one)
+        assert torch.equal(scores, ref_one.detach())
+        scores.requires_grad_(True)
+        (d_scores,) = torch.autograd.grad(
+            torch.nn.functional.smooth_l1_loss(scores, target), scores)
+        net.backward_rows(saved, d_scores)
+        for p, b in zip(net.parameters(), grads):
+            assert torch.equal(p.grad, b) and p.grad.stride() == b.stride()
 
 
 @pytest.mark.parametrize("max_norm", [1e-3, 0.5, 1e6])
