@@ -250,6 +250,12 @@ class ItemScorer(nn.Module):
         return h.view(n, m)
 
 
+def huber_grad(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The gradient of ``smooth_l1_loss(scores, target)`` (mean, beta 1) with respect to
+    ``scores``: the kernel autograd's ``loss.backward()`` runs, called directly."""
+    return torch.ops.aten.smooth_l1_loss_backward(torch.ones(()), scores, target, 1, 1.0)
+
+
 # ---------------------------------------------------------------------------------- learner
 class DQN(ReplayQLearner):
     """Double DQN over an item-wise scoring network (see the module docstring).
@@ -295,10 +301,7 @@ class DQN(ReplayQLearner):
             else:
                 q_next = self.q_target(user_n, cand_n).max(dim=1).values
             target = self._td_target(b, q_next)
-        # autograd for the loss alone; the network's gradients by hand (ItemScorer.backward_rows)
-        q_sa.requires_grad_(True)
         loss = nn.functional.smooth_l1_loss(q_sa, target)
-        (grad,) = torch.autograd.grad(loss, q_sa)
-        self.q_net.backward_rows(saved, grad)
+        self.q_net.backward_rows(saved, huber_grad(q_sa, target))
         self._gradient_step()
         return {"train/loss": float(loss.detach()), "train/q_mean": float(q_sa.detach().mean())}

@@ -483,7 +483,7 @@ def test_item_scorer_paths_bit_identical(case: int) -> None:
     """Scoring without autograd (reused buffers), with autograd, one candidate per row, and
     the training step's hand-written forward/backward pair give exactly the layer-by-layer
     numbers and gradients, for any strides of the input (MKL's results depend on them)."""
-    from agents.dqn import ItemScorer
+    from agents.dqn import ItemScorer, huber_grad
 
     g = torch.Generator().manual_seed(case)
     user_dim, item_dim = [(43, 24), (13, 68), (3, 2)][case % 3]
@@ -533,6 +533,7 @@ def test_item_scorer_paths_bit_identical(case: int) -> None:
         scores.requires_grad_(True)
         (d_scores,) = torch.autograd.grad(
             torch.nn.functional.smooth_l1_loss(scores, target), scores)
+        assert torch.equal(huber_grad(scores.detach(), target), d_scores)
         net.backward_rows(saved, d_scores)
         for p, b in zip(net.parameters(), grads):
             assert torch.equal(p.grad, b) and p.grad.stride() == b.stride()
