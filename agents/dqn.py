@@ -202,6 +202,12 @@ class ItemScorer(nn.Module):
                 self.user_proj.weight.grad = (g_x * q).t().mm(user)
                 self.item_proj.weight.grad = (g_x * p).t().mm(item)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles and deep copies (the target network) leave the reused buffers behind."""
+        state = self.__dict__.copy()
+        state.pop("_scratch", None)
+        return state
+
     def _buffer(self, key: str, rows: int, cols: int) -> torch.Tensor:
         """A reused (rows, cols) float32 buffer (one per key and size; a handful of sizes
         occur: acting, replayed batches, evaluation)."""
