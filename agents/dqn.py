@@ -23,6 +23,14 @@ the slate decomposition properly.
 
 Terminated transitions do not bootstrap; truncated ones do (from their final observation).
 
+Speed (issue 18): scoring without autograd (acting, the double-Q argmax, the target) runs the
+network's operations on reused buffers (:meth:`ItemScorer._score_no_grad`), and the gradient
+step runs the network's forward and backward by hand (:meth:`ItemScorer.forward_rows`,
+:meth:`ItemScorer.backward_rows`) instead of through an autograd graph. Both run the same
+kernels on the same layouts as the plain autograd formulation, so seeded training is bit for bit
+what it was (``tests/agents/test_learner_digests.py``; ``test_item_scorer_paths_bit_identical``
+compares every path with autograd).
+
 Training and evaluation go through the project's one rollout loop (:mod:`agents.rollout`,
 :class:`agents.runner.Runner`, :func:`agents.evaluation.evaluate`).
 """
