@@ -23,6 +23,14 @@ the slate decomposition properly.
 
 Terminated transitions do not bootstrap; truncated ones do (from their final observation).
 
+Speed (issue 18): scoring without autograd (acting, the double-Q argmax, the target) runs the
+network's operations on reused buffers (:meth:`ItemScorer._score_no_grad`), and the gradient
+step runs the network's forward and backward by hand (:meth:`ItemScorer.forward_rows`,
+:meth:`ItemScorer.backward_rows`) instead of through an autograd graph. Both run the same
+kernels on the same layouts as the plain autograd formulation, so seeded training is bit for bit
+what it was (``tests/agents/test_learner_digests.py``; ``test_item_scorer_paths_bit_identical``
+compares every path with autograd).
+
 Training and evaluation go through the project's one rollout loop (:mod:`agents.rollout`,
 :class:`agents.runner.Runner`, :func:`agents.evaluation.evaluate`).
 """
@@ -36,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 # check_q_hyperparameters, clone_state_dict and polyak_update moved to agents.qbase; they stay
 # importable from here (public names of this module)
@@ -107,19 +116,158 @@ class ItemScorer(nn.Module):
         self.head = nn.Sequential(*layers)
 
     def forward(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Score candidates.
+        """Score candidates: ``m`` per row, or one per row.
+
+        Without autograd (``torch.no_grad`` or ``torch.inference_mode``: acting, TD targets)
+        on CPU float32 it runs :meth:`_score_no_grad`, the same operations on reused buffers;
+        the result is bit-identical either way.
 
         Args:
             user: (n, user_dim) float32.
-            items: (n, m, item_dim) float32.
+            items: (n, m, item_dim) float32, or (n, item_dim): one candidate per row (the
+                same numbers as ``items[:, None, :]`` with fewer autograd nodes).
 
         Returns:
-            (n, m) float32.
+            (n, m) float32, or (n,) for one candidate per row.
         """
-        h = self.user_in(user)[:, None, :] + self.item_in(items)
+        if (not torch.is_grad_enabled() and items.dim() == 3 and items.dtype == torch.float32
+                and user.dtype == torch.float32 and items.device.type == "cpu"):
+            return self._score_no_grad(user, items)
+
+        def per_row(x: torch.Tensor) -> torch.Tensor:  # a user term broadcast over candidates
+            return x[:, None, :] if items.dim() == 3 else x
+
+        # F.linear on the layers' parameters: the same aten ops as calling the layers, without
+        # the module-call overhead
+        h = per_row(F.linear(user, self.user_in.weight, self.user_in.bias)) \
+            + F.linear(items, self.item_in.weight)
         if self.cross_dim:
-            h = h + self.cross_in(self.user_proj(user)[:, None, :] * self.item_proj(items))
-        return self.head(h).squeeze(-1)
+            h = h + F.linear(per_row(F.linear(user, self.user_proj.weight))
+                             * F.linear(items, self.item_proj.weight), self.cross_in.weight)
+        for layer in self.head:
+            h = F.linear(h, layer.weight, layer.bias) if isinstance(layer, nn.Linear) \
+                else torch.relu(h)
+        return h.squeeze(-1)
+
+    def forward_rows(self, user: torch.Tensor, item: torch.Tensor
+                     ) -> tuple[torch.Tensor, tuple[Any, ...]]:
+        """Scores of one candidate per row, ``self(user, item)`` without autograd, and what
+        :meth:`backward_rows` needs to give the parameters their gradients.
+
+        A hand-written forward and backward pair for the training step: the same aten
+        operations autograd runs, in the same layouts (so the same bits; a test compares them
+        with autograd), without building and walking an autograd graph.
+
+        Args:
+            user: (n, user_dim) float32.
+            item: (n, item_dim) float32.
+
+        Returns:
+            (n,) scores and the saved intermediates.
+        """
+        with torch.no_grad():
+            h = F.linear(user, self.user_in.weight, self.user_in.bias) \
+                + F.linear(item, self.item_in.weight)
+            p = q = x = None
+            if self.cross_dim:
+                p = F.linear(user, self.user_proj.weight)
+                q = F.linear(item, self.item_proj.weight)
+                x = p * q
+                h = h + F.linear(x, self.cross_in.weight)
+            inputs = []
+            for layer in self.head:
+                inputs.append(h)
+                h = F.linear(h, layer.weight, layer.bias) if isinstance(layer, nn.Linear) \
+                    else torch.relu(h)
+        return h.squeeze(-1), (user, item, p, q, x, inputs)
+
+    def backward_rows(self, saved: tuple[Any, ...], grad: torch.Tensor) -> None:
+        """Set every parameter's ``.grad`` to the gradient of a loss whose gradient with
+        respect to :meth:`forward_rows`'s scores is ``grad`` (n,): what ``loss.backward()``
+        gives on parameters without gradients (it sets them, it does not accumulate).
+
+        Autograd's formulas: a layer ``y = x W^T (+ b)`` gets ``dW = g^T x``, ``db = g.sum(0)``
+        and passes ``g W`` on; ReLU passes ``threshold_backward(g, relu output, 0)``; the
+        product ``p * q`` passes ``g * q`` and ``g * p``."""
+        user, item, p, q, x, inputs = saved
+        layers = list(self.head)
+        with torch.no_grad():
+            g = grad.unsqueeze(-1)
+            for i in range(len(layers) - 1, -1, -1):
+                layer = layers[i]
+                if isinstance(layer, nn.Linear):
+                    layer.weight.grad = g.t().mm(inputs[i])
+                    layer.bias.grad = g.sum(0)
+                    g = g.mm(layer.weight)
+                else:  # the ReLU's output is the next layer's input
+                    g = torch.ops.aten.threshold_backward(g, inputs[i + 1], 0)
+            self.user_in.weight.grad = g.t().mm(user)
+            self.user_in.bias.grad = g.sum(0)
+            self.item_in.weight.grad = g.t().mm(item)
+            if self.cross_dim:
+                self.cross_in.weight.grad = g.t().mm(x)
+                g_x = g.mm(self.cross_in.weight)
+                self.user_proj.weight.grad = (g_x * q).t().mm(user)
+                self.item_proj.weight.grad = (g_x * p).t().mm(item)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles and deep copies (the target network) leave the reused buffers behind."""
+        state = self.__dict__.copy()
+        state.pop("_scratch", None)
+        return state
+
+    def _buffer(self, key: str, rows: int, cols: int) -> torch.Tensor:
+        """A reused (rows, cols) float32 buffer (one per key and size; a handful of sizes
+        occur: acting, replayed batches, evaluation)."""
+        cache = self.__dict__.setdefault("_scratch", {})
+        buf = cache.get((key, rows, cols))
+        if buf is None:
+            if len(cache) > 64:  # many batch sizes: start again rather than grow without bound
+                cache.clear()
+            with torch.inference_mode(False):  # a normal tensor, usable in either mode
+                buf = cache[(key, rows, cols)] = torch.empty(rows, cols)
+        return buf
+
+    def _score_no_grad(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` without autograd: every (n * m)-row intermediate is written into a
+        reused buffer (``out=`` and in-place versions of the same kernels, operands of the
+        commutative adds and products swapped), which spares the allocations (and the page
+        faults of returning large blocks to the system) of scoring many candidates. Returns a
+        fresh (n, m) tensor."""
+        n, m, d = items.shape
+        rows = n * m
+        if n == 1 or m == 1 or items.stride(0) == m * items.stride(1):
+            # a view, as F.linear's reshape makes it (MKL's results depend on the strides)
+            flat = items.view(rows, d)
+        else:  # what F.linear's reshape would copy, copied once into a buffer
+            flat = self._buffer("items", rows, d)
+            flat.view(n, m, d).copy_(items)
+        h = torch.mm(flat, self.item_in.weight.t(), out=self._buffer("h", rows,
+                                                                         self.item_in.out_features))
+        h3 = h.view(n, m, self.item_in.out_features)
+        h3.add_(F.linear(user, self.user_in.weight, self.user_in.bias)[:, None, :])
+        if self.cross_dim:
+            q = torch.mm(flat, self.item_proj.weight.t(), out=self._buffer("q", rows,
+                                                                               self.cross_dim))
+            q.view(n, m, self.cross_dim).mul_(F.linear(user, self.user_proj.weight)[:, None, :])
+            h.add_(torch.mm(q, self.cross_in.weight.t(),
+                            out=self._buffer("c", rows, self.cross_in.out_features)))
+        layers = list(self.head)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, nn.Linear):
+                h.relu_()
+            elif i == len(layers) - 1:
+                h = torch.addmm(layer.bias, h, layer.weight.t())
+            else:
+                h = torch.addmm(layer.bias, h, layer.weight.t(),
+                                out=self._buffer(f"head{i}", rows, layer.out_features))
+        return h.view(n, m)
+
+
+def huber_grad(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The gradient of ``smooth_l1_loss(scores, target)`` (mean, beta 1) with respect to
+    ``scores``: the kernel autograd's ``loss.backward()`` runs, called directly."""
+    return torch.ops.aten.smooth_l1_loss_backward(torch.ones(()), scores, target, 1, 1.0)
 
 
 # ---------------------------------------------------------------------------------- learner
@@ -148,7 +296,7 @@ class DQN(ReplayQLearner):
         self._set_networks(ItemScorer(*self._net_dims(), tuple(self.hp.hidden),
                                       self.hp.cross_dim, self.torch_rng))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """(n, obs_dim) -> (n, n_candidates) float32 online Q of every candidate."""
         return self.q_net(*self._split(obs)).numpy()
@@ -158,15 +306,16 @@ class DQN(ReplayQLearner):
         rows = torch.arange(n)
         user, cand = self._split(b["obs"])
         a = torch.from_numpy(credited_item(b["action"], b["clicked"]))
-        q_sa = self.q_net(user, cand[rows, a][:, None, :])[:, 0]
+        q_sa, saved = self.q_net.forward_rows(user, cand[rows, a])
         with torch.no_grad():
             user_n, cand_n = self._split(b["next_obs"])
             if self.double_q:
                 a_next = self.q_net(user_n, cand_n).argmax(dim=1)
-                q_next = self.q_target(user_n, cand_n[rows, a_next][:, None, :])[:, 0]
+                q_next = self.q_target(user_n, cand_n[rows, a_next])
             else:
                 q_next = self.q_target(user_n, cand_n).max(dim=1).values
             target = self._td_target(b, q_next)
         loss = nn.functional.smooth_l1_loss(q_sa, target)
-        self._gradient_step(loss)
+        self.q_net.backward_rows(saved, huber_grad(q_sa, target))
+        self._gradient_step()
         return {"train/loss": float(loss.detach()), "train/q_mean": float(q_sa.detach().mean())}

@@ -49,6 +49,7 @@ __all__ = [
     "check_q_hyperparameters",
     "clone_state_dict",
     "polyak_update",
+    "polyak_update_params",
 ]
 
 
@@ -82,12 +83,30 @@ def check_q_hyperparameters(gamma: float, lr: float, batch_size: int, gradient_s
 
 def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """``target <- tau * online + (1 - tau) * target`` (a hard copy when ``tau == 1``)."""
+    polyak_update_params(list(target.parameters()), list(online.parameters()), tau)
+
+
+def polyak_update_params(target: list[torch.Tensor], online: list[torch.Tensor], tau: float
+                         ) -> None:
+    """:func:`polyak_update` on parameter lists (a learner keeps its lists, so that a step does
+    not walk the modules again)."""
     with torch.no_grad():
-        t_params, o_params = list(target.parameters()), list(online.parameters())
         if tau == 1.0:
-            torch._foreach_copy_(t_params, o_params)
+            torch._foreach_copy_(target, online)
         else:
-            torch._foreach_lerp_(t_params, o_params, tau)
+            torch._foreach_lerp_(target, online, tau)
+
+
+def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> None:
+    """``torch.nn.utils.clip_grad_norm_(params, max_norm)`` for CPU float32 parameters, in
+    place: the same operations in the same order (the same bits), without the per-call
+    grouping of tensors by device and dtype."""
+    with torch.no_grad():
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+        torch._foreach_mul_(grads, torch.clamp(float(max_norm) / (total + 1e-6), max=1.0))
 
 
 def clone_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -296,6 +315,10 @@ class ReplayQLearner(QLearner):
         it."""
         self.q_net = q_net
         self.q_target = copy.deepcopy(q_net).requires_grad_(False)
+        # parameter lists kept for the gradient step (loading a state copies into the same
+        # tensors, so the lists stay valid)
+        self._online_params = list(self.q_net.parameters())
+        self._target_params = list(self.q_target.parameters())
         # fused: one kernel for all parameters (about twice as fast on CPU)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=self.lr, fused=True)
 
@@ -317,7 +340,7 @@ class ReplayQLearner(QLearner):
         out = {"rollout/exploration_rate": self.exploration_rate}
         if len(self.replay) < max(self.learning_starts, 1):
             return out
-        stats = [self._train_step(self.replay.sample(self.batch_size, self.rng))
+        stats = [self._train_step(self.replay.sample(self.batch_size, self.rng, reuse=True))
                  for _ in range(self.gradient_steps)]
         out.update({key: float(np.mean([s[key] for s in stats])) for key in stats[0]})
         out["train/n_updates"] = float(self.n_updates)
@@ -325,7 +348,8 @@ class ReplayQLearner(QLearner):
 
     def _train_step(self, b: dict[str, np.ndarray]) -> dict[str, float]:
         """One gradient step on a replayed batch; its metrics (averaged over the steps of an
-        :meth:`update`)."""
+        :meth:`update`). The batch's arrays are the replay's reused ones: the next sample
+        overwrites them."""
         raise NotImplementedError
 
     def _td_target(self, b: dict[str, np.ndarray], v_next: torch.Tensor) -> torch.Tensor:
@@ -335,16 +359,19 @@ class ReplayQLearner(QLearner):
         reward = torch.from_numpy(b["reward"]) * self.reward_scale
         return reward + self.gamma * not_done * v_next
 
-    def _gradient_step(self, loss: torch.Tensor) -> None:
-        """Adam step on ``loss`` with gradient-norm clipping; every ``target_update_interval``
-        steps a Polyak update of the target network."""
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.q_net.parameters(), self.max_grad_norm)
+    def _gradient_step(self, loss: torch.Tensor | None = None) -> None:
+        """Adam step with gradient-norm clipping on ``loss``'s gradients (by autograd), or,
+        without ``loss``, on the ``.grad`` the subclass has just set; every
+        ``target_update_interval`` steps a Polyak update of the target network."""
+        if loss is not None:
+            for p in self._online_params:  # Optimizer.zero_grad(set_to_none=True), minus hooks
+                p.grad = None
+            loss.backward()
+        clip_grad_norm(self._online_params, self.max_grad_norm)
         self.optimizer.step()
         self.n_updates += 1
         if self.n_updates % self.target_update_interval == 0:
-            polyak_update(self.q_target, self.q_net, self.tau)
+            polyak_update_params(self._target_params, self._online_params, self.tau)
 
     # ------------------------------------------------------------------ state
     def _model_state(self) -> dict[str, Any]:

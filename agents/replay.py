@@ -160,6 +160,7 @@ class ReplayBuffer:
         self.clicked = np.zeros(capacity, np.int64)
         self.pos = 0
         self.size = 0
+        self._batch: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return self.size
@@ -185,12 +186,29 @@ class ReplayBuffer:
         self.pos = int((self.pos + n) % self.capacity)
         self.size = int(min(self.size + n, self.capacity))
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """``batch_size`` rows drawn uniformly with replacement (one ``rng.integers`` call)."""
+    def sample(self, batch_size: int, rng: np.random.Generator, *, reuse: bool = False
+               ) -> dict[str, np.ndarray]:
+        """``batch_size`` rows drawn uniformly with replacement (one ``rng.integers`` call).
+
+        Args:
+            batch_size: rows to draw.
+            rng: the generator of the draw.
+            reuse: write the rows into arrays the buffer keeps and reuses (the next
+                ``reuse=True`` sample of the same size overwrites them), sparing a training
+                loop the allocation of a fresh batch every step. The same rows either way.
+        """
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
         idx = rng.integers(self.size, size=batch_size)
-        return {name: getattr(self, name)[idx] for name in self._FIELDS}
+        if not reuse:
+            return {name: getattr(self, name)[idx] for name in self._FIELDS}
+        if self._batch is None or self._batch["reward"].shape[0] != batch_size:
+            self._batch = {name: np.empty((batch_size,) + getattr(self, name).shape[1:],
+                                          getattr(self, name).dtype) for name in self._FIELDS}
+        for name, out in self._batch.items():
+            # mode="clip" (the indices are in range): np.take writes straight into ``out``
+            np.take(getattr(self, name), idx, axis=0, out=out, mode="clip")
+        return self._batch
 
     def state_dict(self) -> dict[str, Any]:
         """Filled rows (in storage order) and the write position, as tensors and ints."""

@@ -451,6 +451,113 @@ def test_replay_buffer_ring_and_state():
         np.testing.assert_array_equal(a[k], b[k])
 
 
+def test_replay_reused_sample_draws_the_same_rows():
+    buf = ReplayBuffer(50, obs_dim=3, slate_size=2)
+    rng = np.random.default_rng(1)
+    n = 40
+    buf.add(rng.random((n, 3), dtype=np.float32), rng.integers(0, 5, (n, 2)),
+            rng.random(n), rng.random((n, 3), dtype=np.float32), rng.random(n) < 0.3,
+            rng.integers(-1, 2, n))
+    rng_a, rng_b = np.random.default_rng(7), np.random.default_rng(7)
+    for size in (16, 16, 5):
+        fresh, reused = buf.sample(size, rng_a), buf.sample(size, rng_b, reuse=True)
+        assert reused.keys() == fresh.keys()
+        for k in fresh:
+            assert reused[k].dtype == fresh[k].dtype
+            np.testing.assert_array_equal(reused[k], fresh[k])
+    again = buf.sample(5, rng_b, reuse=True)
+    assert again["obs"] is reused["obs"]  # the same arrays, overwritten
+
+
+def _layer_by_layer(net: Any, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """ItemScorer's scores computed by calling its layers (the formulation before the
+    no-autograd path and the F.linear calls): the reference both must match bit for bit."""
+    h = net.user_in(user)[:, None, :] + net.item_in(items)
+    if net.cross_dim:
+        h = h + net.cross_in(net.user_proj(user)[:, None, :] * net.item_proj(items))
+    return net.head(h).squeeze(-1)
+
+
+@pytest.mark.parametrize("case", range(24))
+def test_item_scorer_paths_bit_identical(case: int) -> None:
+    """Scoring without autograd (reused buffers), with autograd, one candidate per row, and
+    the training step's hand-written forward/backward pair give exactly the layer-by-layer
+    numbers and gradients, for any strides of the input (MKL's results depend on them)."""
+    from agents.dqn import ItemScorer, huber_grad
+
+    g = torch.Generator().manual_seed(case)
+    user_dim, item_dim = [(43, 24), (13, 68), (3, 2)][case % 3]
+    hidden, cross = [((64, 64), 32), ((16,), 2), ((8, 4, 2), 0)][case % 3]
+    n, m = [(256, 10), (64, 1), (7, 3), (1, 5), (0, 2), (33, 10)][case % 6]
+    layout = case // 6
+    net = ItemScorer(user_dim, item_dim, hidden, cross, g)
+    if layout == 0:  # an observation batch split into user and candidates (strided views)
+        obs = torch.randn(n, user_dim + m * item_dim + 1, generator=g)
+        user, items = obs[:, :user_dim], obs[:, user_dim:-1].reshape(n, m, item_dim)
+    elif layout == 1:
+        user, items = torch.randn(n, user_dim, generator=g), torch.randn(n, m, item_dim,
+                                                                         generator=g)
+    elif layout == 2:  # candidates axis first
+        user = torch.randn(user_dim, n, generator=g).t()
+        items = torch.randn(m, n, item_dim, generator=g).transpose(0, 1)
+    else:  # features not contiguous
+        user = torch.randn(n, user_dim, generator=g)
+        items = torch.randn(n, item_dim, m, generator=g).transpose(1, 2)
+    ref = _layer_by_layer(net, user, items)
+    with torch.inference_mode():  # buffers made here serve the other modes too
+        assert torch.equal(net(user, items), ref)
+    with torch.no_grad():
+        assert torch.equal(net(user, items), ref)
+        assert torch.equal(net(user, items), ref)  # buffers reused
+    out = net(user, items)
+    assert torch.equal(out.detach(), ref.detach())
+    if n:
+        grads = torch.autograd.grad(ref.square().sum(), list(net.parameters()))
+        for a, b in zip(torch.autograd.grad(out.square().sum(), list(net.parameters())), grads):
+            assert torch.equal(a, b)
+        pick = torch.arange(n) % m
+        one = items[torch.arange(n), pick]
+        ref_one = _layer_by_layer(net, user, one[:, None, :])[:, 0]
+        out_one = net(user, one)
+        assert out_one.shape == (n,) and torch.equal(out_one.detach(), ref_one.detach())
+        grads = torch.autograd.grad(ref_one.sum(), list(net.parameters()))
+        for a, b in zip(torch.autograd.grad(out_one.sum(), list(net.parameters())), grads):
+            assert torch.equal(a, b)
+        # the hand-written forward/backward pair of the training step, against autograd
+        target = torch.randn(n, generator=g) * 2
+        ref_one = _layer_by_layer(net, user, one[:, None, :])[:, 0]
+        loss = torch.nn.functional.smooth_l1_loss(ref_one, target)
+        grads = torch.autograd.grad(loss, list(net.parameters()))
+        scores, saved = net.forward_rows(user, one)
+        assert torch.equal(scores, ref_one.detach())
+        scores.requires_grad_(True)
+        (d_scores,) = torch.autograd.grad(
+            torch.nn.functional.smooth_l1_loss(scores, target), scores)
+        assert torch.equal(huber_grad(scores.detach(), target), d_scores)
+        net.backward_rows(saved, d_scores)
+        for p, b in zip(net.parameters(), grads):
+            assert torch.equal(p.grad, b) and p.grad.stride() == b.stride()
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 0.5, 1e6])
+def test_clip_grad_norm_is_torchs(max_norm: float) -> None:
+    from agents.qbase import clip_grad_norm
+
+    g = torch.Generator().manual_seed(3)
+    shapes = [(64, 43), (64,), (64, 24), (32, 43), (1, 64), (1,), (5, 0)]
+    ours = [torch.zeros(s, requires_grad=True) for s in shapes]
+    theirs = [torch.zeros(s, requires_grad=True) for s in shapes]
+    for a, b in zip(ours, theirs):
+        a.grad = torch.randn(a.shape, generator=g) * 3
+        b.grad = a.grad.clone()
+    ours[2].grad = None
+    theirs[2].grad = None
+    clip_grad_norm(ours, max_norm)
+    torch.nn.utils.clip_grad_norm_(theirs, max_norm)
+    for a, b in zip(ours, theirs):
+        assert (a.grad is None and b.grad is None) or torch.equal(a.grad, b.grad)
+
+
 def test_credited_item_clicked_else_first_slot():
     action = np.array([[3, 1], [4, 2], [0, 5]])
     np.testing.assert_array_equal(credited_item(action, np.array([1, -1, 0])), [1, 4, 0])
