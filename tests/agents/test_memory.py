@@ -12,7 +12,7 @@ import torch
 
 from agents.evaluation import evaluate
 from agents.factory import make_learner
-from agents.hparams import learner_hparams
+from agents.hparams import _table, learner_hparams
 from agents.memory import MemoryDQN, MemorySlateQ, UserMemory
 from recsim_env import make_config
 from tests.agents.loops import SessionLoop
@@ -78,9 +78,15 @@ def test_memory_learner_is_its_learner_on_augmented_observations(name):
 
 @pytest.mark.parametrize("name", MEMORY_LEARNERS)
 def test_memory_learner_hparams_extend_its_learners(name):
-    for scenario in ("default", "recsim_ie"):
+    own = _table(name)
+    assert own["base"]["extends"] == name[7:]
+    for scenario in ("default", "recsim_ie", "cold_start"):
         mine, base = learner_hparams(name, scenario), learner_hparams(name[7:], scenario)
-        assert {k: v for k, v in mine.items() if k != "memory_decay"} == base
+        set_here = {"memory_decay", *own.get(scenario, {})}
+        assert {k: v for k, v in mine.items() if k not in set_here} == \
+            {k: v for k, v in base.items() if k not in set_here}
+        assert all(mine[k] == tuple(v) if isinstance(v, list) else mine[k] == v
+                   for k, v in own.get(scenario, {}).items())
         assert 0.0 <= mine["memory_decay"] < 1.0
 
 
