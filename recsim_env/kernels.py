@@ -74,7 +74,9 @@ def step_params(cfg, one_step) -> tuple[np.ndarray, np.ndarray]:
 @_jit
 def gather_mix(topic_mix, slates, out):
     """``out[i, j] = topic_mix[i, slates[i, j]]``: the slate's topic mixtures (s, k, T), the
-    gather ``topic_mix[rows, slates]`` of the numpy path (values copied, nothing computed)."""
+    gather ``topic_mix[rows, slates]`` of the numpy path (values copied, nothing computed;
+    into a float64 ``out`` the float32 values are converted exactly, so numpy's products and
+    sums over them need no casting buffer and give the same bits)."""
     s, k = slates.shape
     for i in range(s):
         for j in range(k):
@@ -347,18 +349,21 @@ def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_
 
 @_jit
 def build_obs(rows, history, budget, steps, clicks, interest, observe_interest, history_scale,
-              session_budget, onehot, topic, content, extra, user_dim, item_dim, out):
+              session_budget, onehot, topic, ids, content, extra, user_dim, item_dim, out):
     """Recommender observations of session slots ``rows``, as ``World.recommender_obs``.
 
     Args:
         rows: (n,) int64 slots.
-        onehot: the candidates' content is their one-hot ``topic`` (s, C) (``content`` and
-            ``extra`` not read); otherwise ``content`` (s, C, D) and ``extra`` (s, C, 4).
+        onehot: the candidates' content is their one-hot ``topic`` (s, C) (``ids``,
+            ``content`` and ``extra`` not read); otherwise candidate ``j`` of slot ``i`` has
+            the content ``content[ids[i, j]]`` (``content``: (m, D) float32, the catalog's, or
+            the fresh documents' flattened) and the extras ``extra[i, j]`` ((s, C, 4)): the
+            gather and the copy into the observation are one pass.
         out: (n, user_dim + C * item_dim) float32, written.
     """
     n = rows.shape[0]
     T = history.shape[1]
-    C = topic.shape[1] if onehot else content.shape[1]
+    C = topic.shape[1] if onehot else ids.shape[1]
     D = item_dim - 4
     for r in range(n):
         i = rows[r]
@@ -380,10 +385,55 @@ def build_obs(rows, history, budget, steps, clicks, interest, observe_interest, 
         else:
             for j in range(C):
                 b = user_dim + j * item_dim
+                src = content[ids[i, j]]
+                dst = o[b:b + item_dim]
                 for d in range(D):
-                    o[b + d] = content[i, j, d]
+                    dst[d] = src[d]
+                e = extra[i, j]
                 for d in range(4):
-                    o[b + D + d] = extra[i, j, d]
+                    dst[D + d] = e[d]
+
+
+@_jit
+def gather_candidates(ids, t, main_topic, topic_mix, quality, length, provider, born_at,
+                      impressions, clicks, log1p_table, cold_threshold, o_topic, o_mix,
+                      o_quality, o_length, o_provider, o_age, o_impressions, o_clicks, extra):
+    """The catalog candidates' attributes, gathered at ``ids`` (s, C) in one pass (the
+    fancy-indexing gathers of ``World._new_candidates``), and their extra features as
+    :func:`extra_features`. The ``o_*`` arrays ((s, C), ``o_mix`` (s, C, T)) and ``extra``
+    are written; ``o_age`` is ``float64(t - born_at)``.
+
+    Returns:
+        False (``extra`` incomplete, everything else written) when an impression count is
+        past the end of ``log1p_table``.
+    """
+    s, C = ids.shape
+    T = topic_mix.shape[1]
+    n_table = log1p_table.shape[0]
+    ok = True
+    for i in range(s):
+        for j in range(C):
+            x = ids[i, j]
+            o_topic[i, j] = main_topic[x]
+            for k in range(T):
+                o_mix[i, j, k] = topic_mix[x, k]
+            o_quality[i, j] = quality[x]
+            o_length[i, j] = length[x]
+            o_provider[i, j] = provider[x]
+            age = np.float64(t - born_at[x])
+            o_age[i, j] = age
+            imp = impressions[x]
+            o_impressions[i, j] = imp
+            cl = clicks[x]
+            o_clicks[i, j] = cl
+            if imp >= n_table:
+                ok = False
+                continue
+            extra[i, j, 0] = age / 100.0
+            extra[i, j, 1] = log1p_table[imp]
+            extra[i, j, 2] = cl / (imp if imp > 1 else 1)
+            extra[i, j, 3] = 1.0 if imp < cold_threshold else 0.0
+    return ok
 
 
 @_jit

@@ -329,7 +329,9 @@ class World:
             self._no_override = _frozen(np.zeros(0, np.int64))
             self._empty_s = _frozen(np.zeros(0))
             self._empty_sk = _frozen(np.zeros((0, 0)))
-            self._empty_st = _frozen(np.zeros((0, 0), np.float32))
+            self._empty_st = _frozen(np.zeros((0, 0)))
+            self._no_content = _frozen(np.zeros((0, 0), np.float32))
+            self._fresh_flat_ids = _frozen(np.arange(n * c).reshape(n, c))
             self._empty_eps = _frozen(np.zeros((0, 0, 0)))
             self._log1p = np.log1p(np.arange(256, dtype=np.int64))  # numpy's own log1p values
 
@@ -501,11 +503,16 @@ class World:
 
     # ------------------------------------------------------------------ candidates / obs
     def _new_candidates(self) -> None:
-        """Draw this step's candidates and snapshot their observed features: the content
-        ``(s, c, content_dim)`` (``candidates.content``) and the extras ``(s, c, 4)`` (age, log
-        impressions, CTR, cold flag), which ``recommender_obs`` writes into the observation in
-        one pass each. They are copies taken now: items retired and replaced later in the
-        step do not change what this step's candidates look like (terminal observations).
+        """Draw this step's candidates and snapshot their observed extra features ``(s, c,
+        4)`` (age, log impressions, CTR, cold flag), which ``recommender_obs`` writes into the
+        observation.
+
+        Catalog items' content stays in the catalog (``candidates.content`` is ``None``;
+        :meth:`candidate_content` gathers it): ``recommender_obs`` copies it straight from
+        the catalog into the observation. The catalog changes only inside :meth:`step`, after
+        the step's terminal observations are built, so between steps the catalog holds
+        exactly the content the candidates were drawn with. Fresh documents' content is
+        ``candidates.content`` ``(s, c, content_dim)``.
 
         RecSim's documents (fresh, one-hot, noise-free ``topic`` content) have no stored
         features: their content is the one-hot topic, which ``recommender_obs`` scatters
@@ -523,13 +530,15 @@ class World:
         if self._catalog_mode:
             ids = items_lib.generate_candidates(self.catalog, s, cfg, self.rng_cand)
             cat = self.catalog
+            if self._compiled:
+                self._gather_candidates(ids)
+                return
             age = (self.t - cat.born_at[ids]).astype(np.float64)
             impressions, clicks = cat.impressions[ids], cat.clicks[ids]
             self.candidates = Candidates(
                 item_id=ids, topic=cat.main_topic[ids], topic_mix=cat.topic_mix[ids],
                 quality=cat.quality[ids], length=cat.length[ids], provider=cat.provider[ids],
-                content=np.take(cat.content, ids, axis=0), age=age, impressions=impressions,
-                clicks=clicks,
+                content=None, age=age, impressions=impressions, clicks=clicks,
             )
             self._cand_extra = self._extra_features(self.candidates)
         else:  # fresh documents: no history, so the extra features stay zero
@@ -540,6 +549,26 @@ class World:
                                        new.quality.reshape(s, c), new.length.reshape(s, c),
                                        new.content.reshape(s, c, -1))
             self._cand_extra = self._fresh_extra
+
+    def _gather_candidates(self, ids: np.ndarray) -> None:
+        """The catalog branch of :meth:`_new_candidates` in one compiled pass (the same
+        values as its gathers and :meth:`_extra_features`)."""
+        cat, (s, c) = self.catalog, ids.shape
+        T = cat.topic_mix.shape[1]
+        cand = Candidates(
+            item_id=ids, topic=np.empty((s, c), np.int64),
+            topic_mix=np.empty((s, c, T), cat.topic_mix.dtype), quality=np.empty((s, c)),
+            length=np.empty((s, c)), provider=np.empty((s, c), np.int64), content=None,
+            age=np.empty((s, c)), impressions=np.empty((s, c), np.int64),
+            clicks=np.empty((s, c), np.int64))
+        extra = np.empty((s, c, len(ITEM_EXTRA_FEATURES)), np.float32)
+        ok = _kernels().gather_candidates(
+            ids, self.t, cat.main_topic, cat.topic_mix, cat.quality, cat.length, cat.provider,
+            cat.born_at, cat.impressions, cat.clicks, self._log1p,
+            self.config.cold_start_impressions, cand.topic, cand.topic_mix, cand.quality,
+            cand.length, cand.provider, cand.age, cand.impressions, cand.clicks, extra)
+        self.candidates = cand
+        self._cand_extra = extra if ok else self._extra_features(cand)
 
     def _extra_features(self, cand: Candidates) -> np.ndarray:
         """(s, c, 4) float32 age / 100, log1p(impressions), CTR and cold flag of catalog
@@ -578,6 +607,19 @@ class World:
         topic = cand.topic if slots is None else cand.topic[slots]
         return items_lib.one_hot(topic, self.config.n_topics)
 
+    def candidate_content(self, slots: np.ndarray | None = None) -> np.ndarray:
+        """(n, n_candidates, content_dim) float32 content features of the candidates of
+        ``slots`` (all when ``None``), as the observation carries them: gathered from the
+        catalog, or RecSim's one-hot documents' topics materialised."""
+        cand = self.candidates
+        if cand.content is not None:
+            return cand.content if slots is None else cand.content[slots]
+        if self._catalog_mode:
+            ids = cand.item_id if slots is None else cand.item_id[slots]
+            return np.take(self.catalog.content, ids, axis=0)
+        topic = cand.topic if slots is None else cand.topic[slots]
+        return items_lib.one_hot(topic, self.config.n_topics)
+
     @property
     def candidate_cold(self) -> np.ndarray:
         """(s, c) bool: candidate is a cold-start item (fewer impressions than the threshold).
@@ -595,21 +637,27 @@ class World:
             (n_rows, layout.size) float32.
         """
         cfg, S, lay = self.config, self.sessions, self.layout
-        content, extra = self.candidates.content, self._cand_extra
+        cand, extra = self.candidates, self._cand_extra
         if self._compiled:
-            onehot = content is None
+            onehot = self._onehot_content
+            if onehot:
+                ids, content, extra = self._fresh_ids, self._no_content, self._fresh_extra
+            elif self._catalog_mode:
+                ids, content = cand.item_id, self.catalog.content
+            else:  # fresh documents: their content, flattened
+                ids, content = self._fresh_flat_ids, cand.content.reshape(-1, lay.content_dim)
             rows = self._arange_s if rows is None else rows
             out = np.empty((rows.shape[0], lay.size), np.float32)
             _kernels().build_obs(
                 rows, S.history, S.budget, S.steps, S.clicks, S.interest, cfg.observe_interest,
-                1.0 - cfg.history_decay, cfg.session_budget, onehot, self.candidates.topic,
-                self._fresh_extra if onehot else content, self._fresh_extra if onehot else extra,
-                lay.user_dim, lay.item_dim, out)
+                1.0 - cfg.history_decay, cfg.session_budget, onehot, cand.topic, ids, content,
+                extra, lay.user_dim, lay.item_dim, out)
             return out
+        content = None if self._onehot_content else self.candidate_content(rows)
         if rows is not None:
             S = Sessions(*(a[rows] for a in S))
             if content is not None:
-                content, extra = content[rows], extra[rows]
+                extra = extra[rows]
         n = S.user.shape[0]
         T = cfg.n_topics
         # the user part is built in a small contiguous buffer and copied once: column writes
@@ -712,23 +760,25 @@ class World:
             if clicked_ids.size:
                 share = np.bincount(self.catalog.main_topic[clicked_ids], minlength=cfg.n_topics)
                 self._topic_demand = 0.99 * self._topic_demand + 0.01 * share / clicked_ids.size
+        # terminal observations, seen with this step's candidates: before the catalog
+        # update below replaces items (the observation reads content from the catalog)
+        terminal_obs = (self.recommender_obs(np.flatnonzero(ended)) if any_ended
+                        else self._no_terminal_obs)
+        if self._catalog_mode:
             self._update_catalog(published, publish)
             cold_imp = cold.sum(axis=1)
+            self._acc[2] += cold_imp
+            self._acc[3] += c_cold
         else:  # fresh documents are never stored, never cold
             c_item = self._minus_ones_s
             c_cold = cold_imp = self._zeros_s
         # terminate
-        if self._catalog_mode:
-            self._acc[2] += cold_imp
-            self._acc[3] += c_cold
         self.t += 1
         if any_ended:
             sess_len, sess_ret, sess_user = steps.copy(), ret.copy(), S.user.copy()
-            terminal_obs = self.recommender_obs(np.flatnonzero(ended))
             self.restart_sessions(ended)
         else:
             sess_len, sess_ret, sess_user = steps, ret, S.user
-            terminal_obs = self._no_terminal_obs
         self._new_candidates()
         return StepResult(
             reward=reward, choice=pick, clicked_item=c_item, watch_time=watch,
@@ -830,7 +880,7 @@ class World:
             aff_mix = sat_mix = mix = self._empty_sk
         else:
             tm = self.candidate_topic_mix()
-            mix = np.empty(slates.shape + tm.shape[2:], tm.dtype)  # (s, k, T)
+            mix = np.empty(slates.shape + tm.shape[2:])  # (s, k, T), float64 (see gather_mix)
             kern.gather_mix(tm, slates, mix)
             aff_mix = np.einsum("st,skt->sk", S.interest, mix)
             sat_mix = (np.einsum("st,skt->sk", S.satiation, mix) if cfg.satiation
@@ -955,6 +1005,8 @@ class World:
         cand = groups["candidates"]
         self.candidates = Candidates(**{k: np.array(cand[k]) if k in cand else None
                                         for k in Candidates._fields})
+        if self._catalog_mode:  # content is read from the catalog (older states stored it)
+            self.candidates = self.candidates._replace(content=None)
         self._rebuild_extras()
         if "catalog" in groups:
             self.catalog = items_lib.Catalog(**{k: np.array(v) for k, v in groups["catalog"].items()})
