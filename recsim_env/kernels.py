@@ -244,9 +244,10 @@ def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_
         exps: (2, s) ``exp`` of ``pick_and_respond``'s ``args``.
         cand_topic: (s, C) candidates' main topics; ``chosen`` (s,) the chosen candidates
             (their topic is consumed, ``F_ONEHOT``).
-        mix_chosen: (s, T) float32 consumed mixture times ``clicked``; ``mix_dot``: (s,)
+        mix_chosen: (s, T) float64 consumed mixture times ``clicked``; ``mix_dot``: (s,)
             its dot with ``(interest + 1) * 0.5`` (not ``F_ONEHOT``, with endogenous drift).
-        home_all: (n_users, T) the population's homes, gathered at ``user``.
+        home_all: (m, T) homes, read at row ``user[i]`` (the world passes its per-slot copy
+            and ``arange(s)``).
         u_endo: (s,) uniforms of the endogenous drift; ``eps``: (2, s, T) normals of the
             exogenous drift.
         out_f (8, s), out_i (4, s), new_interest, new_history (s, T), ended (s,): written
@@ -453,3 +454,22 @@ def extra_features(item_id, age, impressions, clicks, log1p_table, cold_threshol
             out[i, j, 2] = clicks[i, j] / (imp if imp > 1 else 1)
             out[i, j, 3] = 1.0 if (item_id[i, j] >= 0 and imp < cold_threshold) else 0.0
     return True
+
+
+@_jit
+def rows_with_repeats(x):
+    """``items.rows_with_repeats``: (r,) int64 ascending indices of the rows of ``x`` (m, k)
+    that hold a repeated value."""
+    m, k = x.shape
+    out = np.empty(m, np.int64)
+    n = 0
+    for i in range(m):
+        rep = False
+        for j in range(1, k):
+            for jj in range(j):
+                if x[i, j] == x[i, jj]:
+                    rep = True
+        if rep:
+            out[n] = i
+            n += 1
+    return out[:n]

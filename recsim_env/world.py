@@ -372,6 +372,10 @@ class World:
         self.counters = dict.fromkeys(_COUNTERS, 0.0)
         self._acc = np.zeros((len(_ACC_ROWS), self.n_sessions))
         self.sessions = self._empty_sessions()
+        # home interest of each slot's user (users.home[sessions.user]), kept by
+        # _start_sessions: the compiled step reads it in slot order, not scattered over the
+        # population
+        self._session_home = np.zeros_like(self.sessions.interest)
         self._start_sessions(np.ones(self.n_sessions, bool))
         self._new_candidates()
 
@@ -424,12 +428,14 @@ class World:
             home = interest
             U.home[user] = home
         else:
+            home = U.home[user]
             interest, anchor = users_lib.drift_exogenous(
-                U.interest[user], U.anchor[user], U.home[user], n_el, cfg, self.rng_users)
+                U.interest[user], U.anchor[user], home, n_el, cfg, self.rng_users)
             sat = users_lib.decay_to(U.satiation[user], cfg.satiation_decay, n_el)
             hist = users_lib.decay_to(U.history[user], cfg.history_decay, n_el)
         S = self.sessions
         S.user[slots] = user
+        self._session_home[slots] = home
         S.interest[slots] = interest
         S.anchor[slots] = anchor
         S.satiation[slots] = sat
@@ -528,7 +534,9 @@ class World:
             self._cand_extra = None
             return
         if self._catalog_mode:
-            ids = items_lib.generate_candidates(self.catalog, s, cfg, self.rng_cand)
+            ids = items_lib.generate_candidates(
+                self.catalog, s, cfg, self.rng_cand,
+                _kernels().rows_with_repeats if self._compiled else items_lib.rows_with_repeats)
             cat = self.catalog
             if self._compiled:
                 self._gather_candidates(ids)
@@ -921,7 +929,7 @@ class World:
         n_ended = kern.update_sessions(
             clicked, x.exps, x.c_length, x.c_quality, cand.topic, x.chosen, mix_chosen, mix_dot,
             S.budget, S.patience, S.steps, S.ret, S.clicks, S.satisfaction, S.interest,
-            S.satiation, S.history, S.anchor, self.users.home, S.user, u_endo, eps, params,
+            S.satiation, S.history, S.anchor, self._session_home, self._arange_s, u_endo, eps, params,
             flags, self._acc, out_f, out_i, new_interest, new_satiation, new_history, new_anchor,
             ended)
         f, i = out_f, out_i
@@ -1002,6 +1010,7 @@ class World:
             setattr(self, name, np.array(state["arrays"][name]))
         self.users = users_lib.UserState(**{k: np.array(v) for k, v in groups["users"].items()})
         self.sessions = Sessions(**{k: np.array(v) for k, v in groups["sessions"].items()})
+        self._session_home = self.users.home[self.sessions.user]
         cand = groups["candidates"]
         self.candidates = Candidates(**{k: np.array(cand[k]) if k in cand else None
                                         for k in Candidates._fields})
