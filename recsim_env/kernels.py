@@ -473,3 +473,58 @@ def rows_with_repeats(x):
             out[n] = i
             n += 1
     return out[:n]
+
+
+@_jit
+def count_interactions(slates, shown, clicked, pos, chosen, item_id, impressions,
+                       cold_threshold, t, cat_impressions, cat_clicks, cat_first_click_at,
+                       cat_born_at, acc, c_item, c_cold, cold_imp, first):
+    """Count a step's impressions and clicks on catalog items, as the catalog branch of
+    ``World.step`` with ``items.count_interactions``.
+
+    Args:
+        slates, shown (s, k), clicked, pos, chosen (s,): the step's slates and choices.
+        item_id, impressions: (s, C) the candidates' catalog ids and impression counts (as
+            drawn: what decides whether a candidate is cold).
+        cat_impressions, cat_clicks, cat_first_click_at: the catalog's counters, updated in
+            place (``cat_first_click_at`` set to ``t`` on an item's first click).
+        cat_born_at: the catalog's arrival steps.
+        acc: the world's per-slot accumulators; rows 2 (cold impressions) and 3 (cold
+            clicks) are added to.
+        c_item (s,) int64 clicked catalog id or -1, c_cold (s,) bool, cold_imp (s,) int64
+            cold items shown: written. first: (2,) int64, written: the number of items that
+            arrived during the run (``born_at > 0``) clicked for the first time, and the sum
+            of their steps from arrival to that click.
+    """
+    s, k = slates.shape
+    n_first = 0
+    wait = 0
+    for i in range(s):
+        n_cold = 0
+        for j in range(k):
+            if shown[i, j]:
+                c = slates[i, j]
+                cat_impressions[item_id[i, c]] += 1
+                if impressions[i, c] < cold_threshold:
+                    n_cold += 1
+        cold_imp[i] = n_cold
+        acc[2, i] += n_cold
+        if clicked[i]:
+            x = item_id[i, chosen[i]]
+            c_item[i] = x
+            p = pos[i]
+            cc = shown[i, p] and impressions[i, slates[i, p]] < cold_threshold
+            c_cold[i] = cc
+            acc[3, i] += 1.0 if cc else 0.0
+            cat_clicks[x] += 1
+            if cat_first_click_at[x] < 0:
+                cat_first_click_at[x] = t
+                born = cat_born_at[x]
+                if born > 0:
+                    n_first += 1
+                    wait += t - born
+        else:
+            c_item[i] = -1
+            c_cold[i] = False
+    first[0] = n_first
+    first[1] = wait

@@ -743,7 +743,18 @@ class World:
         P = cfg.n_providers
         published = self._no_publish if publish is None else np.asarray(publish) > 0
         prov_reward = self._no_publish_reward
-        if self._catalog_mode:
+        if self._catalog_mode and self._compiled:
+            c_item, c_cold = np.empty(s, np.int64), np.empty(s, bool)
+            cold_imp, first = np.empty(s, np.int64), np.empty(2, np.int64)
+            cat = self.catalog
+            _kernels().count_interactions(
+                slates, shown, clicked, pos, chosen, cand.item_id, cand.impressions,
+                cfg.cold_start_impressions, self.t, cat.impressions, cat.clicks,
+                cat.first_click_at, cat.born_at, self._acc, c_item, c_cold, cold_imp, first)
+            clicked_ids = c_item[clicked]
+            self.counters["first_clicks"] += int(first[0])
+            self.counters["time_to_first_click"] += float(first[1])
+        elif self._catalog_mode:
             slate_ids = cand.item_id[rows, slates]
             cold = (cand.impressions[rows, slates] < cfg.cold_start_impressions) & shown
             c_item = np.where(clicked, cand.item_id[r, chosen], -1)
@@ -756,6 +767,10 @@ class World:
                 new = born > 0
                 self.counters["first_clicks"] += int(new.sum())
                 self.counters["time_to_first_click"] += float((self.t - born[new]).sum())
+            cold_imp = cold.sum(axis=1)
+            self._acc[2] += cold_imp
+            self._acc[3] += c_cold
+        if self._catalog_mode:
             if P:
                 own = cand.provider[rows, slates] - cfg.n_background_providers
                 imp = np.bincount(own[shown & (own >= 0)], minlength=P)[:P]
@@ -774,9 +789,6 @@ class World:
                         else self._no_terminal_obs)
         if self._catalog_mode:
             self._update_catalog(published, publish)
-            cold_imp = cold.sum(axis=1)
-            self._acc[2] += cold_imp
-            self._acc[3] += c_cold
         else:  # fresh documents are never stored, never cold
             c_item = self._minus_ones_s
             c_cold = cold_imp = self._zeros_s
