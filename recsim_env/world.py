@@ -280,6 +280,7 @@ class World:
         m = -(-self.n_users // self.n_sessions)
         ids = np.arange(m * self.n_sessions).reshape(m, self.n_sessions).T
         self._cohorts = np.where(ids < self.n_users, ids, -1)
+        self._cohort_sizes = (self._cohorts >= 0).sum(axis=1)
         self.provider_obs_dim = 4 + 2 * config.n_topics
         self._one_step = users_lib.drift_transition(np.int64(1), config)
         # constant arrays reused every step (read-only, so no step can corrupt them)
@@ -402,18 +403,23 @@ class World:
         if slots.size == 0:
             return
         cfg, U = self.config, self.users
-        cohort = self._cohorts[slots]  # (e, m)
-        sizes = (cohort >= 0).sum(axis=1)
         # Uniform over the cohort members who are back, by rejection: a few uniform proposals
         # per slot, then an exact scan for the (rare) slots where every proposal was away.
-        prop = (self.rng_users.random(size=(slots.size, 4)) * sizes[:, None]).astype(np.int64)
-        cand = np.take_along_axis(cohort, prop, axis=1)
-        ok = U.away_until[cand] <= self.t
-        first = ok.argmax(axis=1)
-        user = cand[np.arange(slots.size), first]
-        miss = np.flatnonzero(~ok.any(axis=1))
+        u = self.rng_users.random(size=(slots.size, 4))
+        if self._compiled:
+            user, miss = np.empty(slots.size, np.int64), np.empty(slots.size, np.int64)
+            miss = miss[:_kernels().propose_users(slots, self._cohorts, self._cohort_sizes, u,
+                                                  U.away_until, self.t, user, miss)]
+        else:
+            cohort = self._cohorts[slots]  # (e, m)
+            prop = (u * self._cohort_sizes[slots, None]).astype(np.int64)
+            cand = np.take_along_axis(cohort, prop, axis=1)
+            ok = U.away_until[cand] <= self.t
+            first = ok.argmax(axis=1)
+            user = cand[np.arange(slots.size), first]
+            miss = np.flatnonzero(~ok.any(axis=1))
         if miss.size:
-            sub = cohort[miss]
+            sub = self._cohorts[slots[miss]]
             valid = sub >= 0
             safe = np.where(valid, sub, 0)
             back = valid & (U.away_until[safe] <= self.t)
@@ -424,15 +430,23 @@ class World:
         n_el = np.maximum(self.t - U.last_update[user], 0)
         if cfg.fresh_user_each_session:
             interest = users_lib.sample_interests(slots.size, cfg, self.rng_users)
+            U.home[user] = interest
+            if self._compiled:
+                _kernels().start_sessions(slots, user, interest, interest, interest, interest,
+                                          interest, True, *self._session_start_args())
+                return
             anchor, sat, hist = interest.copy(), np.zeros_like(interest), np.zeros_like(interest)
             home = interest
-            U.home[user] = home
         else:
             home = U.home[user]
             interest, anchor = users_lib.drift_exogenous(
                 U.interest[user], U.anchor[user], home, n_el, cfg, self.rng_users)
             sat = users_lib.decay_to(U.satiation[user], cfg.satiation_decay, n_el)
             hist = users_lib.decay_to(U.history[user], cfg.history_decay, n_el)
+            if self._compiled:
+                _kernels().start_sessions(slots, user, interest, anchor, sat, hist, home, False,
+                                          *self._session_start_args())
+                return
         S = self.sessions
         S.user[slots] = user
         self._session_home[slots] = home
@@ -446,6 +460,13 @@ class World:
         S.ret[slots] = 0.0
         S.clicks[slots] = 0
         S.satisfaction[slots] = 0.0
+
+    def _session_start_args(self) -> tuple:
+        """The session arrays and start values that ``kernels.start_sessions`` writes."""
+        cfg, S = self.config, self.sessions
+        return (cfg.session_budget, cfg.patience if cfg.patience is not None else np.inf,
+                S.user, self._session_home, S.interest, S.anchor, S.satiation, S.history,
+                S.budget, S.patience, S.steps, S.ret, S.clicks, S.satisfaction)
 
     def time_limited(self, max_steps: int | None, eligible: np.ndarray | None = None
                      ) -> np.ndarray:
@@ -527,8 +548,13 @@ class World:
         cfg, s, c = self.config, self.n_sessions, self.config.n_candidates
         if self._onehot_content:
             topics = self.rng_cand.integers(cfg.n_topics, size=s * c)
-            quality = (cfg.topic_quality_array[topics] + cfg.quality_noise
-                       * self.rng_cand.standard_normal(s * c, dtype=np.float32))
+            noise = self.rng_cand.standard_normal(s * c, dtype=np.float32)
+            if self._compiled:
+                quality = np.empty(s * c)
+                _kernels().fresh_quality(topics, cfg.topic_quality_array,
+                                         np.float32(cfg.quality_noise), noise, quality)
+            else:
+                quality = cfg.topic_quality_array[topics] + cfg.quality_noise * noise
             self._set_fresh_candidates(topics.reshape(s, c), None, quality.reshape(s, c),
                                        self._fresh_length_sc, None)
             self._cand_extra = None
