@@ -26,6 +26,8 @@ function it restates, and the backend-equivalence test keeps them in step.
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
@@ -45,7 +47,7 @@ MNL, PROPORTIONAL, CASCADE = 0, 1, 2
  P_HISTORY_DECAY, P_P11, P_P21, P_P22, P_L11, P_L21, P_L22, P_QUALITY_BONUS,
  P_NO_CLICK_PENALTY) = range(18)
 (F_ONEHOT, F_SATIATION, F_MODEL, F_ENGAGED, F_PATIENCE, F_ENDOGENOUS, F_EXOGENOUS,
- F_REWARD_WATCH) = range(8)
+ F_REWARD_WATCH, F_DOT) = range(9)
 
 # rows of the per-step output blocks
 (O_C_UTIL, O_WATCH, O_SATISFACTION, O_REWARD, O_BUDGET, O_PATIENCE, O_RET,
@@ -67,8 +69,62 @@ def step_params(cfg, one_step) -> tuple[np.ndarray, np.ndarray]:
     flags = np.array([cfg.topic_purity == 1.0, cfg.satiation, codes[cfg.choice_model],
                       cfg.watch_mode == "engaged", cfg.patience is not None,
                       cfg.endogenous_drift, cfg.exogenous_drift,
-                      cfg.recommender_reward == "watch_time"], np.int64)
+                      cfg.recommender_reward == "watch_time", einsum_dot_matches(cfg.n_topics)],
+                     np.int64)
     return params, flags
+
+
+@_jit
+def einsum_dot(a, b):
+    """``np.einsum("t,t->", a, b)`` for 1-D float64 ``a`` and float32 or float64 ``b``, in the
+    order numpy's einsum sums (its contiguous sum-of-products loop on two-lane float64
+    vectors, as numpy builds it for x86-64: lanes take even and odd terms, blocks of eight
+    terms are added last pair first, the lanes are added at the end). Use it only where
+    :func:`einsum_dot_matches` says it gives numpy's bits (``flags[F_DOT]``)."""
+    n = a.shape[0]
+    acc0 = 0.0
+    acc1 = 0.0
+    t = 0
+    while n - t >= 8:
+        for q in (6, 4, 2, 0):
+            acc0 = a[t + q] * np.float64(b[t + q]) + acc0
+            acc1 = a[t + q + 1] * np.float64(b[t + q + 1]) + acc1
+        t += 8
+    while t < n:
+        acc0 = a[t] * np.float64(b[t]) + acc0
+        if t + 1 < n:
+            acc1 = a[t + 1] * np.float64(b[t + 1]) + acc1
+        t += 2
+    return 0.0 + (acc0 + acc1)
+
+
+@_jit
+def _einsum_rows(a, b, out):
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            out[i, j] = einsum_dot(a[i], b[i, j])
+
+
+def einsum_dot_matches(n_topics: int) -> bool:
+    """Whether :func:`einsum_dot` gives this numpy's ``einsum`` bits for rows of
+    ``n_topics`` (checked on random rows against the contractions the step uses, float32 and
+    float64 mixtures); where it does not (another numpy build or platform), the world
+    computes those dot products with ``np.einsum`` and passes them in."""
+    return _einsum_dot_matches(int(n_topics))
+
+
+@functools.cache
+def _einsum_dot_matches(n_topics: int) -> bool:
+    rng = np.random.default_rng(n_topics)
+    a = rng.uniform(-1.0, 1.0, (512, n_topics))
+    for dtype in (np.float32, np.float64):
+        b = rng.random((512, 3, n_topics)).astype(dtype)
+        got = np.empty((512, 3))
+        _einsum_rows(a, b, got)
+        if not (np.array_equal(got, np.einsum("st,skt->sk", a, b))
+                and np.array_equal(got[:, 0], np.einsum("st,st->s", a, b[:, 0]))):
+            return False
+    return True
 
 
 @_jit
@@ -85,7 +141,7 @@ def gather_mix(topic_mix, slates, out):
 
 @_jit
 def gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix, sat_mix,
-                 params, flags, shown, quality, affinity, utility, z, n_imp):
+                 mix_ids, mix_table, params, flags, shown, quality, affinity, utility, z, n_imp):
     """Gather the slate and its utilities; the choice model's unnormalised weights.
 
     Restates ``items.repeated_mask``, the one-hot gathers of ``World.step``,
@@ -98,13 +154,17 @@ def gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix,
         cand_quality: (s, C) float64.
         interest, satiation: (s, T) float64 session arrays (read when ``F_ONEHOT``).
         aff_mix, sat_mix: (s, k) float64 ``interest . mix`` and ``satiation . mix`` computed in
-            numpy (read when not ``F_ONEHOT``).
+            numpy (read when neither ``F_ONEHOT`` nor ``F_DOT``).
+        mix_ids, mix_table: candidate ``c`` of slot ``i`` has the topic mixture
+            ``mix_table[mix_ids[i, c]]`` (read with ``F_DOT`` and not ``F_ONEHOT``: the dot
+            products are computed here, by :func:`einsum_dot`).
         params, flags: from :func:`step_params`.
         shown (s, k) bool, quality, affinity, utility (s, k) float64, z (s, k + 1) float64
             (not written for ``CASCADE``), n_imp (s,) int64 distinct items shown: written.
     """
     s, k = slates.shape
     onehot, use_sat, model = flags[F_ONEHOT], flags[F_SATIATION], flags[F_MODEL]
+    dot = flags[F_DOT]
     qic, ss = params[P_QUALITY_IN_CHOICE], params[P_SATIATION_STRENGTH]
     temperature = params[P_TEMPERATURE]
     min_normalizer = params[P_MIN_NORMALIZER]
@@ -125,6 +185,10 @@ def gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix,
                 t = cand_topic[i, c]
                 a = interest[i, t]
                 sv = satiation[i, t]
+            elif dot:
+                row = mix_table[mix_ids[i, c]]
+                a = einsum_dot(interest[i], row)
+                sv = einsum_dot(satiation[i], row) if use_sat else 0.0
             else:
                 a = aff_mix[i, j]
                 sv = sat_mix[i, j]
@@ -214,12 +278,14 @@ def pick_and_respond(z, normalize, u, override, slates, utility, quality, affini
 
 @_jit
 def gather_and_pick(slates, cand_topic, cand_quality, interest, satiation, aff_mix, sat_mix,
-                    params, flags, shown, quality, affinity, utility, z, u, override,
-                    cand_length, out_f, out_i, clicked, pos, chosen, c_quality, c_length, args):
+                    mix_ids, mix_table, params, flags, shown, quality, affinity, utility, z, u,
+                    override, cand_length, out_f, out_i, clicked, pos, chosen, c_quality,
+                    c_length, args):
     """:func:`gather_slate` then :func:`pick_and_respond` in one call, for the proportional
     model (no ``exp`` between them); arguments as theirs."""
     gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix, sat_mix,
-                 params, flags, shown, quality, affinity, utility, z, out_i[I_N_IMP])
+                 mix_ids, mix_table, params, flags, shown, quality, affinity, utility, z,
+                 out_i[I_N_IMP])
     pick_and_respond(z, True, u, override, slates, utility, quality, affinity, cand_length,
                      params, flags, out_f, out_i, clicked, pos, chosen, c_quality, c_length,
                      args)
@@ -227,7 +293,7 @@ def gather_and_pick(slates, cand_topic, cand_quality, interest, satiation, aff_m
 
 @_jit
 def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_chosen, mix_dot,
-                    budget, patience, steps, ret, clicks, sat_sum, interest, satiation,
+                    mix_ids, mix_table, budget, patience, steps, ret, clicks, sat_sum, interest, satiation,
                     history, anchor, home_all, user, u_endo, eps, params, flags, acc, out_f,
                     out_i, new_interest, new_satiation, new_history, new_anchor, ended):
     """Respond to the choice and update the sessions: watch time, satisfaction, consumption
@@ -245,7 +311,11 @@ def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_
         cand_topic: (s, C) candidates' main topics; ``chosen`` (s,) the chosen candidates
             (their topic is consumed, ``F_ONEHOT``).
         mix_chosen: (s, T) float64 consumed mixture times ``clicked``; ``mix_dot``: (s,)
-            its dot with ``(interest + 1) * 0.5`` (not ``F_ONEHOT``, with endogenous drift).
+            its dot with ``(interest + 1) * 0.5`` (read when neither ``F_ONEHOT`` nor
+            ``F_DOT``; ``mix_dot`` only with endogenous drift).
+        mix_ids, mix_table: the candidates' topic mixtures, as in :func:`gather_slate` (read
+            with ``F_DOT`` and not ``F_ONEHOT``: the consumed mixture and its dot product are
+            computed here).
         home_all: (m, T) homes, read at row ``user[i]`` (the world passes its per-slot copy
             and ``arange(s)``).
         u_endo: (s,) uniforms of the endogenous drift; ``eps``: (2, s, T) normals of the
@@ -265,6 +335,9 @@ def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_
     satiation_decay, history_decay = params[P_SATIATION_DECAY], params[P_HISTORY_DECAY]
     p11, p21, p22 = params[P_P11], params[P_P21], params[P_P22]
     l11, l21, l22 = params[P_L11], params[P_L21], params[P_L22]
+    dot = flags[F_DOT]
+    consumed = np.zeros(T)  # the consumed mixture times clicked, with F_DOT
+    half = np.zeros(T)  # (interest + 1) * 0.5, with F_DOT
     n_ended = 0
     for i in range(s):
         ck = clicked[i]
@@ -298,20 +371,31 @@ def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_
             if ck:
                 new_history[i, c] += 1.0
         else:
+            if dot:
+                row = mix_table[mix_ids[i, chosen[i]]]
+                for t in range(T):
+                    consumed[t] = np.float64(row[t]) * fck
+                m_i = consumed
+            else:
+                m_i = mix_chosen[i]
             if endogenous:
-                toward = u_endo[i] < mix_dot[i]
+                if dot:
+                    for t in range(T):
+                        half[t] = (interest[i, t] + 1.0) * 0.5
+                    toward = u_endo[i] < einsum_dot(half, consumed)
+                else:
+                    toward = u_endo[i] < mix_dot[i]
                 for t in range(T):
                     x = interest[i, t]
-                    mt = np.float64(mix_chosen[i, t])
+                    mt = np.float64(m_i[t])
                     st = interest_step * (1.0 - abs(x)) * (mt - x) * mt
                     v = x + (st if toward else -st)
                     new_interest[i, t] = min(max(v, -1.0), 1.0)
             if use_sat:
                 for t in range(T):
-                    new_satiation[i, t] = (satiation[i, t] * satiation_decay
-                                           + np.float64(mix_chosen[i, t]))
+                    new_satiation[i, t] = satiation[i, t] * satiation_decay + np.float64(m_i[t])
             for t in range(T):
-                new_history[i, t] = history[i, t] * history_decay + np.float64(mix_chosen[i, t])
+                new_history[i, t] = history[i, t] * history_decay + np.float64(m_i[t])
         if exogenous:
             h = home_all[user[i]]
             for t in range(T):
@@ -395,28 +479,24 @@ def build_obs(rows, history, budget, steps, clicks, interest, observe_interest, 
 
 
 @_jit
-def gather_candidates(ids, t, main_topic, topic_mix, quality, length, provider, born_at,
-                      impressions, clicks, log1p_table, cold_threshold, o_topic, o_mix,
-                      o_quality, o_length, o_provider, o_age, o_impressions, o_clicks, extra):
+def gather_candidates(ids, t, main_topic, quality, length, provider, born_at,
+                      impressions, clicks, log1p_table, cold_threshold, o_topic, o_quality, o_length, o_provider, o_age, o_impressions, o_clicks, extra):
     """The catalog candidates' attributes, gathered at ``ids`` (s, C) in one pass (the
     fancy-indexing gathers of ``World._new_candidates``), and their extra features as
-    :func:`extra_features`. The ``o_*`` arrays ((s, C), ``o_mix`` (s, C, T)) and ``extra``
-    are written; ``o_age`` is ``float64(t - born_at)``.
+    :func:`extra_features`. The ``o_*`` arrays (s, C) and ``extra`` are written; ``o_age``
+    is ``float64(t - born_at)``.
 
     Returns:
         False (``extra`` incomplete, everything else written) when an impression count is
         past the end of ``log1p_table``.
     """
     s, C = ids.shape
-    T = topic_mix.shape[1]
     n_table = log1p_table.shape[0]
     ok = True
     for i in range(s):
         for j in range(C):
             x = ids[i, j]
             o_topic[i, j] = main_topic[x]
-            for k in range(T):
-                o_mix[i, j, k] = topic_mix[x, k]
             o_quality[i, j] = quality[x]
             o_length[i, j] = length[x]
             o_provider[i, j] = provider[x]

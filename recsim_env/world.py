@@ -117,6 +117,10 @@ class Candidates(NamedTuple):
 
     ``item_id`` is -1 for fresh (never stored) documents; ``topic`` is the main topic (the
     argmax of ``topic_mix``, which is one-hot at it when ``topic_purity == 1``).
+    ``topic_mix`` (s, c, n_topics) and ``content`` (s, c, content_dim) are held only for
+    fresh documents that are not RecSim's one-hot ones; otherwise they are ``None`` and
+    :meth:`World.candidate_topic_mix` and :meth:`World.candidate_content` read them from the
+    catalog (which changes only inside a step) or materialise the one-hot topics.
     """
 
     item_id: np.ndarray
@@ -331,7 +335,8 @@ class World:
             self._empty_s = _frozen(np.zeros(0))
             self._empty_sk = _frozen(np.zeros((0, 0)))
             self._empty_st = _frozen(np.zeros((0, 0)))
-            self._no_content = _frozen(np.zeros((0, 0), np.float32))
+            self._no_content = self._no_mix = _frozen(np.zeros((0, 0), np.float32))
+            self._no_ids = _frozen(np.zeros((0, 0), np.int64))
             self._fresh_flat_ids = _frozen(np.arange(n * c).reshape(n, c))
             self._empty_eps = _frozen(np.zeros((0, 0, 0)))
             self._log1p = np.log1p(np.arange(256, dtype=np.int64))  # numpy's own log1p values
@@ -534,12 +539,14 @@ class World:
         4)`` (age, log impressions, CTR, cold flag), which ``recommender_obs`` writes into the
         observation.
 
-        Catalog items' content stays in the catalog (``candidates.content`` is ``None``;
-        :meth:`candidate_content` gathers it): ``recommender_obs`` copies it straight from
-        the catalog into the observation. The catalog changes only inside :meth:`step`, after
-        the step's terminal observations are built, so between steps the catalog holds
-        exactly the content the candidates were drawn with. Fresh documents' content is
-        ``candidates.content`` ``(s, c, content_dim)``.
+        Catalog items' content and topic mixtures stay in the catalog (``candidates.content``
+        and ``candidates.topic_mix`` are ``None``; :meth:`candidate_content` and
+        :meth:`candidate_topic_mix` gather them): ``recommender_obs`` copies the content
+        straight from the catalog into the observation, and the step reads the mixtures
+        there. The catalog changes only inside :meth:`step`, after the choice and the
+        terminal observations, so between steps it holds exactly what the candidates were
+        drawn with. Fresh documents' are ``candidates.content`` ``(s, c, content_dim)`` and
+        ``candidates.topic_mix``.
 
         RecSim's documents (fresh, one-hot, noise-free ``topic`` content) have no stored
         features: their content is the one-hot topic, which ``recommender_obs`` scatters
@@ -570,7 +577,7 @@ class World:
             age = (self.t - cat.born_at[ids]).astype(np.float64)
             impressions, clicks = cat.impressions[ids], cat.clicks[ids]
             self.candidates = Candidates(
-                item_id=ids, topic=cat.main_topic[ids], topic_mix=cat.topic_mix[ids],
+                item_id=ids, topic=cat.main_topic[ids], topic_mix=None,
                 quality=cat.quality[ids], length=cat.length[ids], provider=cat.provider[ids],
                 content=None, age=age, impressions=impressions, clicks=clicks,
             )
@@ -588,18 +595,17 @@ class World:
         """The catalog branch of :meth:`_new_candidates` in one compiled pass (the same
         values as its gathers and :meth:`_extra_features`)."""
         cat, (s, c) = self.catalog, ids.shape
-        T = cat.topic_mix.shape[1]
         cand = Candidates(
-            item_id=ids, topic=np.empty((s, c), np.int64),
-            topic_mix=np.empty((s, c, T), cat.topic_mix.dtype), quality=np.empty((s, c)),
+            item_id=ids, topic=np.empty((s, c), np.int64), topic_mix=None,
+            quality=np.empty((s, c)),
             length=np.empty((s, c)), provider=np.empty((s, c), np.int64), content=None,
             age=np.empty((s, c)), impressions=np.empty((s, c), np.int64),
             clicks=np.empty((s, c), np.int64))
         extra = np.empty((s, c, len(ITEM_EXTRA_FEATURES)), np.float32)
         ok = _kernels().gather_candidates(
-            ids, self.t, cat.main_topic, cat.topic_mix, cat.quality, cat.length, cat.provider,
+            ids, self.t, cat.main_topic, cat.quality, cat.length, cat.provider,
             cat.born_at, cat.impressions, cat.clicks, self._log1p,
-            self.config.cold_start_impressions, cand.topic, cand.topic_mix, cand.quality,
+            self.config.cold_start_impressions, cand.topic, cand.quality,
             cand.length, cand.provider, cand.age, cand.impressions, cand.clicks, extra)
         self.candidates = cand
         self._cand_extra = extra if ok else self._extra_features(cand)
@@ -638,6 +644,9 @@ class World:
         cand = self.candidates
         if cand.topic_mix is not None:
             return cand.topic_mix if slots is None else cand.topic_mix[slots]
+        if self._catalog_mode:
+            ids = cand.item_id if slots is None else cand.item_id[slots]
+            return self.catalog.topic_mix[ids]
         topic = cand.topic if slots is None else cand.topic[slots]
         return items_lib.one_hot(topic, self.config.n_topics)
 
@@ -922,8 +931,14 @@ class World:
         new_satiation = np.empty((s, T)) if cfg.satiation else S.satiation
         new_anchor = np.empty((s, T)) if cfg.exogenous_drift else S.anchor
         ended = np.empty(s, bool)
-        if self._onehot_mix:
+        # topic mixtures: one-hot (gathered by topic), dot products in the kernels (F_DOT), or
+        # numpy's einsum passed in
+        dot = not self._onehot_mix and bool(flags[kern.F_DOT])
+        mix_ids, mix_table = self._no_ids, self._no_mix
+        if self._onehot_mix or dot:
             aff_mix = sat_mix = mix = self._empty_sk
+            if dot:
+                mix_ids, mix_table = self._mix_source()
         else:
             tm = self.candidate_topic_mix()
             mix = np.empty(slates.shape + tm.shape[2:])  # (s, k, T), float64 (see gather_mix)
@@ -933,7 +948,7 @@ class World:
                        else self._empty_sk)
         override = self._no_override if choice_override is None else choice_override
         gathered = (slates, cand.topic, cand.quality, S.interest, S.satiation, aff_mix, sat_mix,
-                    params, flags, x.shown, x.quality, x.affinity, x.utility, x.z)
+                    mix_ids, mix_table, params, flags, x.shown, x.quality, x.affinity, x.utility, x.z)
         picked = (override, slates, x.utility, x.quality, x.affinity, cand.length, params,
                   flags, out_f, out_i, x.clicked, x.pos, x.chosen, x.c_quality, x.c_length,
                   x.args)
@@ -954,18 +969,20 @@ class World:
         np.exp(x.args, out=x.exps)
         clicked = x.clicked
         mix_chosen, mix_dot = self._empty_st, self._empty_s
-        if not self._onehot_mix:
+        einsum = not (self._onehot_mix or dot)
+        if einsum:
             mix_chosen = mix[self._arange_s, x.pos] * clicked[:, None]
         u_endo = self._empty_s
         if cfg.endogenous_drift:
             u_endo = self.rng_users.random(size=s)
-            if not self._onehot_mix:  # users_lib.consume's dot product, in numpy's order
+            if einsum:  # users_lib.consume's dot product, in numpy's order
                 mix_dot = np.einsum("st,st->s", (S.interest + 1.0) * 0.5,
                                     mix_chosen * clicked[:, None])
         eps = (self.rng_users.standard_normal(size=(2, s, T)) if cfg.exogenous_drift
                else self._empty_eps)
         n_ended = kern.update_sessions(
             clicked, x.exps, x.c_length, x.c_quality, cand.topic, x.chosen, mix_chosen, mix_dot,
+            mix_ids, mix_table,
             S.budget, S.patience, S.steps, S.ret, S.clicks, S.satisfaction, S.interest,
             S.satiation, S.history, S.anchor, self._session_home, self._arange_s, u_endo, eps, params,
             flags, self._acc, out_f, out_i, new_interest, new_satiation, new_history, new_anchor,
@@ -995,6 +1012,15 @@ class World:
             topics_a, provs_a = topics_a[: cfg.n_items_max], provs_a[: cfg.n_items_max]
         new = self._sample_new(topics_a, provs_a)
         self.catalog = items_lib.insert_items(self.catalog, active, new, self.t)
+
+    def _mix_source(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, table)``: candidate ``c`` of slot ``i`` has the topic mixture
+        ``table[ids[i, c]]`` (the catalog's rows, or the fresh documents' flattened,
+        materialised for one-hot documents)."""
+        cand = self.candidates
+        if self._catalog_mode:
+            return cand.item_id, self.catalog.topic_mix
+        return self._fresh_flat_ids, self.candidate_topic_mix().reshape(-1, self.config.n_topics)
 
     def _rebuild_extras(self) -> None:
         """Recompute the candidates' extra features from ``self.candidates`` (after a load)."""
@@ -1052,8 +1078,8 @@ class World:
         cand = groups["candidates"]
         self.candidates = Candidates(**{k: np.array(cand[k]) if k in cand else None
                                         for k in Candidates._fields})
-        if self._catalog_mode:  # content is read from the catalog (older states stored it)
-            self.candidates = self.candidates._replace(content=None)
+        if self._catalog_mode:  # read from the catalog (older states stored them)
+            self.candidates = self.candidates._replace(topic_mix=None, content=None)
         self._rebuild_extras()
         if "catalog" in groups:
             self.catalog = items_lib.Catalog(**{k: np.array(v) for k, v in groups["catalog"].items()})
