@@ -72,17 +72,17 @@ class ObsLayout:
     n_candidates: int
     observe_interest: bool
 
-    @property
+    @functools.cached_property
     def user_dim(self) -> int:
         """Length of the user part."""
         return self.n_topics * (2 if self.observe_interest else 1) + len(USER_SESSION_FEATURES)
 
-    @property
+    @functools.cached_property
     def item_dim(self) -> int:
         """Length of one candidate's part."""
         return self.content_dim + len(ITEM_EXTRA_FEATURES)
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
         """Total observation length."""
         return self.user_dim + self.n_candidates * self.item_dim
@@ -632,11 +632,9 @@ class World:
         return extra
 
     def _set_fresh_candidates(self, topic, topic_mix, quality, length, content) -> None:
-        self.candidates = Candidates(
-            item_id=self._fresh_ids, topic=topic, topic_mix=topic_mix, quality=quality,
-            length=length, provider=self._fresh_ids, content=content, age=self._fresh_zeros,
-            impressions=self._fresh_zeros_int, clicks=self._fresh_zeros_int,
-        )
+        self.candidates = Candidates(  # positional, in field order (see Candidates)
+            self._fresh_ids, topic, topic_mix, quality, length, self._fresh_ids, content,
+            self._fresh_zeros, self._fresh_zeros_int, self._fresh_zeros_int)
 
     def candidate_topic_mix(self, slots: np.ndarray | None = None) -> np.ndarray:
         """(n, n_candidates, n_topics) topic mixtures of the candidates of ``slots`` (all
@@ -776,7 +774,8 @@ class World:
         steps, ret = S.steps, S.ret
         # update items
         P = cfg.n_providers
-        published = self._no_publish if publish is None else np.asarray(publish) > 0
+        published = (self._no_publish if publish is None or not cfg.n_providers
+                     else np.asarray(publish) > 0)
         prov_reward = self._no_publish_reward
         if self._catalog_mode and self._compiled:
             c_item, c_cold = np.empty(s, np.int64), np.empty(s, bool)
@@ -835,13 +834,9 @@ class World:
         else:
             sess_len, sess_ret, sess_user = steps, ret, S.user
         self._new_candidates()
-        return StepResult(
-            reward=reward, choice=pick, clicked_item=c_item, watch_time=watch,
-            satisfaction=satisfaction, user_utility=c_util, impressions=n_imp,
-            cold_impressions=cold_imp, cold_clicks=c_cold, session_ended=ended,
-            session_length=sess_len, session_return=sess_ret, session_user=sess_user,
-            terminal_obs=terminal_obs, provider_reward=prov_reward, provider_published=published,
-        )
+        return StepResult(  # positional, in field order (see StepResult)
+            reward, pick, c_item, watch, satisfaction, c_util, n_imp, cold_imp, c_cold, ended,
+            sess_len, sess_ret, sess_user, terminal_obs, prov_reward, published)
 
     def _respond_numpy(self, slates: np.ndarray, choice_override: np.ndarray | None) -> tuple:
         """Recommend, choose, respond and update the sessions (the plain-numpy reference of
@@ -988,11 +983,10 @@ class World:
             flags, self._acc, out_f, out_i, new_interest, new_satiation, new_history, new_anchor,
             ended)
         f, i = out_f, out_i
-        self.sessions = S._replace(
-            interest=new_interest, anchor=new_anchor, satiation=new_satiation,
-            history=new_history,
-            budget=f[kern.O_BUDGET], patience=f[kern.O_PATIENCE], steps=i[kern.I_STEPS],
-            ret=f[kern.O_RET], clicks=i[kern.I_CLICKS], satisfaction=f[kern.O_SAT_SUM])
+        self.sessions = Sessions(  # positional: the constructor is the cheapest on one slot
+            S.user, new_interest, new_anchor, new_satiation, new_history, f[kern.O_BUDGET],
+            f[kern.O_PATIENCE], i[kern.I_STEPS], f[kern.O_RET], i[kern.I_CLICKS],
+            f[kern.O_SAT_SUM])
         return (x.shown, i[kern.I_N_IMP], i[kern.I_PICK], clicked, x.pos, x.chosen,
                 f[kern.O_C_UTIL], f[kern.O_WATCH], f[kern.O_SATISFACTION], f[kern.O_REWARD],
                 ended, n_ended > 0)
