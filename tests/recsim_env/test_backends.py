@@ -143,47 +143,9 @@ def test_content_paths_identical_on_both_backends(monkeypatch, encoder, extra):
     assert_same(*traces)
 
 
-def test_wide_slates_fall_back_to_numpy_sums():
-    """Slates of 16 or more positions: numpy sums the choice weights pairwise, so the compiled
-    path takes numpy's probabilities; episodes stay identical."""
-    cfg = recsim_env.make_config("default", **SMALL, n_candidates=24, slate_size=16)
-    worlds = [World(cfg, backend=b) for b in BACKENDS]
-    rng = np.random.default_rng(0)
-    for w in worlds:
-        w.reset(1)
-    for _ in range(60):
-        slates = random_slates(rng, 3, 24, 16)
-        res = [w.step(slates) for w in worlds]
-        assert_same(*(tuple(r) for r in res))
-        assert_same(*(w.recommender_obs() for w in worlds))
-    assert_same(*(w.metrics() for w in worlds))
-
-
-def test_state_dict_restores_across_backends():
-    """A checkpoint taken on one backend continues identically on the other."""
-    cfg = recsim_env.make_config("default", **SMALL)
-    a, b = World(cfg, backend="numpy"), World(cfg, backend="numba")
-    a.reset(3)
-    rng = np.random.default_rng(3)
-    for _ in range(30):
-        a.step(random_slates(rng, 3, cfg.n_candidates, cfg.slate_size))
-    b.load_state_dict(a.state_dict())
-    for _ in range(30):
-        slates = random_slates(rng, 3, cfg.n_candidates, cfg.slate_size)
-        assert_same(tuple(a.step(slates)), tuple(b.step(slates)))
-        assert_same(a.recommender_obs(), b.recommender_obs())
-
-
-def test_unknown_backend_named_in_error(monkeypatch):
-    cfg = recsim_env.make_config("recsim_ie")
-    with pytest.raises(ValueError, match=r"backend must be one of \('numba', 'numpy'\), got 'jax'"):
-        World(cfg, backend="jax")
-    monkeypatch.setenv(BACKEND_ENV, "cuda")
-    with pytest.raises(ValueError, match=f"got 'cuda' \\(from the argument or {BACKEND_ENV}\\)"):
-        World(cfg)
-
-
 def _same_steps(worlds, rng, n_steps: int) -> None:
+    """Step ``worlds`` with the same random slates; every step's results and observations,
+    and the final metrics, must be the same."""
     cfg = worlds[0].config
     for _ in range(n_steps):
         slates = random_slates(rng, worlds[0].n_sessions, cfg.n_candidates, cfg.slate_size)
@@ -194,6 +156,45 @@ def _same_steps(worlds, rng, n_steps: int) -> None:
             assert_same(obs[0], obs[w])
     for w in worlds[1:]:
         assert_same(worlds[0].metrics(), w.metrics())
+
+
+def _stepped_world(backend: str, seed: int, n_steps: int) -> tuple[World, np.random.Generator]:
+    """A small ``default`` world on ``backend`` after ``n_steps`` random steps, and the
+    generator that drew them."""
+    cfg = recsim_env.make_config("default", **SMALL)
+    world = World(cfg, backend=backend)
+    world.reset(seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(n_steps):
+        world.step(random_slates(rng, 3, cfg.n_candidates, cfg.slate_size))
+    return world, rng
+
+
+def test_wide_slates_fall_back_to_numpy_sums():
+    """Slates of 16 or more positions: numpy sums the choice weights pairwise, so the compiled
+    path takes numpy's probabilities; episodes stay identical."""
+    cfg = recsim_env.make_config("default", **SMALL, n_candidates=24, slate_size=16)
+    worlds = [World(cfg, backend=b) for b in BACKENDS]
+    for w in worlds:
+        w.reset(1)
+    _same_steps(worlds, np.random.default_rng(0), 60)
+
+
+def test_state_dict_restores_across_backends():
+    """A checkpoint taken on one backend continues identically on the other."""
+    a, rng = _stepped_world("numpy", 3, 30)
+    b = World(a.config, backend="numba")
+    b.load_state_dict(a.state_dict())
+    _same_steps([a, b], rng, 30)
+
+
+def test_unknown_backend_named_in_error(monkeypatch):
+    cfg = recsim_env.make_config("recsim_ie")
+    with pytest.raises(ValueError, match=r"backend must be one of \('numba', 'numpy'\), got 'jax'"):
+        World(cfg, backend="jax")
+    monkeypatch.setenv(BACKEND_ENV, "cuda")
+    with pytest.raises(ValueError, match=f"got 'cuda' \\(from the argument or {BACKEND_ENV}\\)"):
+        World(cfg)
 
 
 @pytest.mark.parametrize("n_topics", [3, 10, 17])
@@ -240,12 +241,8 @@ def test_many_sessions_many_impressions_identical_on_both_backends():
 def test_states_that_stored_catalog_candidates_features_load():
     """States saved when the candidates' topic mixtures and content were stored with them
     (they are now read from the catalog) restore and continue identically."""
-    cfg = recsim_env.make_config("default", **SMALL)
-    a, b = World(cfg, backend="numba"), World(cfg, backend="numba")
-    a.reset(4)
-    rng = np.random.default_rng(4)
-    for _ in range(20):
-        a.step(random_slates(rng, 3, cfg.n_candidates, cfg.slate_size))
+    a, rng = _stepped_world("numba", 4, 20)
+    b = World(a.config, backend="numba")
     state = a.state_dict()
     assert "content" not in state["groups"]["candidates"]
     state["groups"]["candidates"].update(content=a.candidate_content(),
