@@ -293,9 +293,9 @@ def gather_and_pick(slates, cand_topic, cand_quality, interest, satiation, aff_m
 
 @_jit
 def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_chosen, mix_dot,
-                    mix_ids, mix_table, budget, patience, steps, ret, clicks, sat_sum, interest, satiation,
-                    history, anchor, home_all, user, u_endo, eps, params, flags, acc, out_f,
-                    out_i, new_interest, new_satiation, new_history, new_anchor, ended):
+                    mix_ids, mix_table, budget, patience, steps, ret, clicks, sat_sum, interest,
+                    satiation, history, anchor, home_all, user, u_endo, eps, params, flags, acc,
+                    out_f, out_i, new_interest, new_satiation, new_history, new_anchor, ended):
     """Respond to the choice and update the sessions: watch time, satisfaction, consumption
     (endogenous drift, satiation, history), one step of exogenous drift, budget, patience,
     reward, the session sums, the end of sessions, and the per-slot accumulators (rows 0, 1
@@ -480,7 +480,8 @@ def build_obs(rows, history, budget, steps, clicks, interest, observe_interest, 
 
 @_jit
 def gather_candidates(ids, t, main_topic, quality, length, provider, born_at,
-                      impressions, clicks, log1p_table, cold_threshold, o_topic, o_quality, o_length, o_provider, o_age, o_impressions, o_clicks, extra):
+                      impressions, clicks, log1p_table, cold_threshold, o_topic, o_quality,
+                      o_length, o_provider, o_age, o_impressions, o_clicks, extra):
     """The catalog candidates' attributes, gathered at ``ids`` (s, C) in one pass (the
     fancy-indexing gathers of ``World._new_candidates``), and their extra features as
     :func:`extra_features`. The ``o_*`` arrays (s, C) and ``extra`` are written; ``o_age``

@@ -943,7 +943,8 @@ class World:
                        else self._empty_sk)
         override = self._no_override if choice_override is None else choice_override
         gathered = (slates, cand.topic, cand.quality, S.interest, S.satiation, aff_mix, sat_mix,
-                    mix_ids, mix_table, params, flags, x.shown, x.quality, x.affinity, x.utility, x.z)
+                    mix_ids, mix_table, params, flags, x.shown, x.quality, x.affinity,
+                    x.utility, x.z)
         picked = (override, slates, x.utility, x.quality, x.affinity, cand.length, params,
                   flags, out_f, out_i, x.clicked, x.pos, x.chosen, x.c_quality, x.c_length,
                   x.args)
@@ -977,11 +978,10 @@ class World:
                else self._empty_eps)
         n_ended = kern.update_sessions(
             clicked, x.exps, x.c_length, x.c_quality, cand.topic, x.chosen, mix_chosen, mix_dot,
-            mix_ids, mix_table,
-            S.budget, S.patience, S.steps, S.ret, S.clicks, S.satisfaction, S.interest,
-            S.satiation, S.history, S.anchor, self._session_home, self._arange_s, u_endo, eps, params,
-            flags, self._acc, out_f, out_i, new_interest, new_satiation, new_history, new_anchor,
-            ended)
+            mix_ids, mix_table, S.budget, S.patience, S.steps, S.ret, S.clicks, S.satisfaction,
+            S.interest, S.satiation, S.history, S.anchor, self._session_home, self._arange_s,
+            u_endo, eps, params, flags, self._acc, out_f, out_i, new_interest, new_satiation,
+            new_history, new_anchor, ended)
         f, i = out_f, out_i
         self.sessions = Sessions(  # positional: the constructor is the cheapest on one slot
             S.user, new_interest, new_anchor, new_satiation, new_history, f[kern.O_BUDGET],
