@@ -307,7 +307,8 @@ def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_
     ``response.session_ended``.
 
     Args:
-        exps: (2, s) ``exp`` of ``pick_and_respond``'s ``args``.
+        exps: (2, s) ``exp`` of ``pick_and_respond``'s ``args`` (row 0 is read only for
+            ``'engaged'`` watching).
         cand_topic: (s, C) candidates' main topics; ``chosen`` (s,) the chosen candidates
             (their topic is consumed, ``F_ONEHOT``).
         mix_chosen: (s, T) float64 consumed mixture times ``clicked``; ``mix_dot``: (s,)

@@ -962,7 +962,10 @@ class World:
                 z = choice_lib.choice_probabilities(x.utility, x.shown, cfg)
             kern.pick_and_respond(z, model == kern.MNL, self.rng_choice.random(size=s),
                                   *picked)
-        np.exp(x.args, out=x.exps)
+        if cfg.watch_mode == "engaged":
+            np.exp(x.args, out=x.exps)
+        else:  # the watch exponent is not used ('full' watch): only satisfaction's
+            np.exp(x.args[1], out=x.exps[1])
         clicked = x.clicked
         mix_chosen, mix_dot = self._empty_st, self._empty_s
         einsum = not (self._onehot_mix or dot)
