@@ -12,8 +12,9 @@ bits (``tests/recsim_env/test_backends.py`` and the episode digests check it):
   bit: a kernel returns the arguments, numpy exponentiates them, the next kernel goes on;
 * sums run left to right as :mod:`recsim_env.choice` does for narrow rows (the world falls
   back to numpy for rows wider than ``choice._NARROW``, where numpy sums pairwise), and
-  topic-mixture dot products (``einsum``, whose summation order is numpy's own) are computed
-  in numpy and passed in;
+  topic-mixture dot products follow ``einsum``'s own summation order (:func:`einsum_dot`),
+  which is checked against ``np.einsum`` when the kernels are first used: where this numpy
+  sums otherwise, the world computes them with ``np.einsum`` and passes them in;
 * every random draw is made by the caller, in numpy, from the world's generators, in the order
   the numpy step draws them; kernels only do arithmetic on the drawn arrays.
 

@@ -545,8 +545,8 @@ class World:
         straight from the catalog into the observation, and the step reads the mixtures
         there. The catalog changes only inside :meth:`step`, after the choice and the
         terminal observations, so between steps it holds exactly what the candidates were
-        drawn with. Fresh documents' are ``candidates.content`` ``(s, c, content_dim)`` and
-        ``candidates.topic_mix``.
+        drawn with. Fresh documents keep theirs in ``candidates.content`` ``(s, c,
+        content_dim)`` and ``candidates.topic_mix``.
 
         RecSim's documents (fresh, one-hot, noise-free ``topic`` content) have no stored
         features: their content is the one-hot topic, which ``recommender_obs`` scatters
@@ -597,10 +597,9 @@ class World:
         cat, (s, c) = self.catalog, ids.shape
         cand = Candidates(
             item_id=ids, topic=np.empty((s, c), np.int64), topic_mix=None,
-            quality=np.empty((s, c)),
-            length=np.empty((s, c)), provider=np.empty((s, c), np.int64), content=None,
-            age=np.empty((s, c)), impressions=np.empty((s, c), np.int64),
-            clicks=np.empty((s, c), np.int64))
+            quality=np.empty((s, c)), length=np.empty((s, c)),
+            provider=np.empty((s, c), np.int64), content=None, age=np.empty((s, c)),
+            impressions=np.empty((s, c), np.int64), clicks=np.empty((s, c), np.int64))
         extra = np.empty((s, c, len(ITEM_EXTRA_FEATURES)), np.float32)
         ok = _kernels().gather_candidates(
             ids, self.t, cat.main_topic, cat.quality, cat.length, cat.provider,
