@@ -267,13 +267,22 @@ def _top_k(values: np.ndarray, k: int) -> np.ndarray:
     return cand[order[:k]]
 
 
+def rows_with_repeats(x: np.ndarray) -> np.ndarray:
+    """(r,) int64 ascending indices of the rows of ``x`` (m, k) that hold a repeated value."""
+    srt = np.sort(x, axis=1)
+    return np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1))
+
+
 def generate_candidates(
-    cat: Catalog, n_sessions: int, cfg: EnvConfig, rng: np.random.Generator
+    cat: Catalog, n_sessions: int, cfg: EnvConfig, rng: np.random.Generator,
+    find_repeats=rows_with_repeats,
 ) -> np.ndarray:
     """Candidate item ids for every session: newest, most clicked, then uniformly random.
 
     The newest and most-clicked parts are the same for every session; the random part is drawn
     per session without repeats (duplicates are redrawn, vectorised over sessions).
+    ``find_repeats`` is :func:`rows_with_repeats` or a compiled equivalent
+    (``recsim_env.kernels.rows_with_repeats``); the draws do not depend on it.
 
     Returns:
         (n_sessions, n_candidates) int64 item ids, distinct within each row.
@@ -297,8 +306,7 @@ def generate_candidates(
         pool = np.flatnonzero(cat.active & ~taken)
         pick = rng.integers(pool.shape[0], size=(n_sessions, cfg.n_random))
         while True:  # redraw repeats; only rows that have one are examined
-            srt = np.sort(pick, axis=1)
-            bad = np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1))
+            bad = find_repeats(pick)
             if bad.size == 0:
                 break
             sub = pick[bad]

@@ -12,8 +12,9 @@ bits (``tests/recsim_env/test_backends.py`` and the episode digests check it):
   bit: a kernel returns the arguments, numpy exponentiates them, the next kernel goes on;
 * sums run left to right as :mod:`recsim_env.choice` does for narrow rows (the world falls
   back to numpy for rows wider than ``choice._NARROW``, where numpy sums pairwise), and
-  topic-mixture dot products (``einsum``, whose summation order is numpy's own) are computed
-  in numpy and passed in;
+  topic-mixture dot products follow ``einsum``'s own summation order (:func:`einsum_dot`),
+  which is checked against ``np.einsum`` when the kernels are first used: where this numpy
+  sums otherwise, the world computes them with ``np.einsum`` and passes them in;
 * every random draw is made by the caller, in numpy, from the world's generators, in the order
   the numpy step draws them; kernels only do arithmetic on the drawn arrays.
 
@@ -25,6 +26,8 @@ function it restates, and the backend-equivalence test keeps them in step.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numba
 import numpy as np
@@ -45,7 +48,7 @@ MNL, PROPORTIONAL, CASCADE = 0, 1, 2
  P_HISTORY_DECAY, P_P11, P_P21, P_P22, P_L11, P_L21, P_L22, P_QUALITY_BONUS,
  P_NO_CLICK_PENALTY) = range(18)
 (F_ONEHOT, F_SATIATION, F_MODEL, F_ENGAGED, F_PATIENCE, F_ENDOGENOUS, F_EXOGENOUS,
- F_REWARD_WATCH) = range(8)
+ F_REWARD_WATCH, F_DOT) = range(9)
 
 # rows of the per-step output blocks
 (O_C_UTIL, O_WATCH, O_SATISFACTION, O_REWARD, O_BUDGET, O_PATIENCE, O_RET,
@@ -67,14 +70,70 @@ def step_params(cfg, one_step) -> tuple[np.ndarray, np.ndarray]:
     flags = np.array([cfg.topic_purity == 1.0, cfg.satiation, codes[cfg.choice_model],
                       cfg.watch_mode == "engaged", cfg.patience is not None,
                       cfg.endogenous_drift, cfg.exogenous_drift,
-                      cfg.recommender_reward == "watch_time"], np.int64)
+                      cfg.recommender_reward == "watch_time", einsum_dot_matches(cfg.n_topics)],
+                     np.int64)
     return params, flags
+
+
+@_jit
+def einsum_dot(a, b):
+    """``np.einsum("t,t->", a, b)`` for 1-D float64 ``a`` and float32 or float64 ``b``, in the
+    order numpy's einsum sums (its contiguous sum-of-products loop on two-lane float64
+    vectors, as numpy builds it for x86-64: lanes take even and odd terms, blocks of eight
+    terms are added last pair first, the lanes are added at the end). Use it only where
+    :func:`einsum_dot_matches` says it gives numpy's bits (``flags[F_DOT]``)."""
+    n = a.shape[0]
+    acc0 = 0.0
+    acc1 = 0.0
+    t = 0
+    while n - t >= 8:
+        for q in (6, 4, 2, 0):
+            acc0 = a[t + q] * np.float64(b[t + q]) + acc0
+            acc1 = a[t + q + 1] * np.float64(b[t + q + 1]) + acc1
+        t += 8
+    while t < n:
+        acc0 = a[t] * np.float64(b[t]) + acc0
+        if t + 1 < n:
+            acc1 = a[t + 1] * np.float64(b[t + 1]) + acc1
+        t += 2
+    return 0.0 + (acc0 + acc1)
+
+
+@_jit
+def _einsum_rows(a, b, out):
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            out[i, j] = einsum_dot(a[i], b[i, j])
+
+
+def einsum_dot_matches(n_topics: int) -> bool:
+    """Whether :func:`einsum_dot` gives this numpy's ``einsum`` bits for rows of
+    ``n_topics`` (checked on random rows against the contractions the step uses, float32 and
+    float64 mixtures); where it does not (another numpy build or platform), the world
+    computes those dot products with ``np.einsum`` and passes them in."""
+    return _einsum_dot_matches(int(n_topics))
+
+
+@functools.cache
+def _einsum_dot_matches(n_topics: int) -> bool:
+    rng = np.random.default_rng(n_topics)
+    a = rng.uniform(-1.0, 1.0, (512, n_topics))
+    for dtype in (np.float32, np.float64):
+        b = rng.random((512, 3, n_topics)).astype(dtype)
+        got = np.empty((512, 3))
+        _einsum_rows(a, b, got)
+        if not (np.array_equal(got, np.einsum("st,skt->sk", a, b))
+                and np.array_equal(got[:, 0], np.einsum("st,st->s", a, b[:, 0]))):
+            return False
+    return True
 
 
 @_jit
 def gather_mix(topic_mix, slates, out):
     """``out[i, j] = topic_mix[i, slates[i, j]]``: the slate's topic mixtures (s, k, T), the
-    gather ``topic_mix[rows, slates]`` of the numpy path (values copied, nothing computed)."""
+    gather ``topic_mix[rows, slates]`` of the numpy path (values copied, nothing computed;
+    into a float64 ``out`` the float32 values are converted exactly, so numpy's products and
+    sums over them need no casting buffer and give the same bits)."""
     s, k = slates.shape
     for i in range(s):
         for j in range(k):
@@ -83,7 +142,7 @@ def gather_mix(topic_mix, slates, out):
 
 @_jit
 def gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix, sat_mix,
-                 params, flags, shown, quality, affinity, utility, z, n_imp):
+                 mix_ids, mix_table, params, flags, shown, quality, affinity, utility, z, n_imp):
     """Gather the slate and its utilities; the choice model's unnormalised weights.
 
     Restates ``items.repeated_mask``, the one-hot gathers of ``World.step``,
@@ -96,13 +155,17 @@ def gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix,
         cand_quality: (s, C) float64.
         interest, satiation: (s, T) float64 session arrays (read when ``F_ONEHOT``).
         aff_mix, sat_mix: (s, k) float64 ``interest . mix`` and ``satiation . mix`` computed in
-            numpy (read when not ``F_ONEHOT``).
+            numpy (read when neither ``F_ONEHOT`` nor ``F_DOT``).
+        mix_ids, mix_table: candidate ``c`` of slot ``i`` has the topic mixture
+            ``mix_table[mix_ids[i, c]]`` (read with ``F_DOT`` and not ``F_ONEHOT``: the dot
+            products are computed here, by :func:`einsum_dot`).
         params, flags: from :func:`step_params`.
         shown (s, k) bool, quality, affinity, utility (s, k) float64, z (s, k + 1) float64
             (not written for ``CASCADE``), n_imp (s,) int64 distinct items shown: written.
     """
     s, k = slates.shape
     onehot, use_sat, model = flags[F_ONEHOT], flags[F_SATIATION], flags[F_MODEL]
+    dot = flags[F_DOT]
     qic, ss = params[P_QUALITY_IN_CHOICE], params[P_SATIATION_STRENGTH]
     temperature = params[P_TEMPERATURE]
     min_normalizer = params[P_MIN_NORMALIZER]
@@ -123,6 +186,10 @@ def gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix,
                 t = cand_topic[i, c]
                 a = interest[i, t]
                 sv = satiation[i, t]
+            elif dot:
+                row = mix_table[mix_ids[i, c]]
+                a = einsum_dot(interest[i], row)
+                sv = einsum_dot(satiation[i], row) if use_sat else 0.0
             else:
                 a = aff_mix[i, j]
                 sv = sat_mix[i, j]
@@ -212,12 +279,14 @@ def pick_and_respond(z, normalize, u, override, slates, utility, quality, affini
 
 @_jit
 def gather_and_pick(slates, cand_topic, cand_quality, interest, satiation, aff_mix, sat_mix,
-                    params, flags, shown, quality, affinity, utility, z, u, override,
-                    cand_length, out_f, out_i, clicked, pos, chosen, c_quality, c_length, args):
+                    mix_ids, mix_table, params, flags, shown, quality, affinity, utility, z, u,
+                    override, cand_length, out_f, out_i, clicked, pos, chosen, c_quality,
+                    c_length, args):
     """:func:`gather_slate` then :func:`pick_and_respond` in one call, for the proportional
     model (no ``exp`` between them); arguments as theirs."""
     gather_slate(slates, cand_topic, cand_quality, interest, satiation, aff_mix, sat_mix,
-                 params, flags, shown, quality, affinity, utility, z, out_i[I_N_IMP])
+                 mix_ids, mix_table, params, flags, shown, quality, affinity, utility, z,
+                 out_i[I_N_IMP])
     pick_and_respond(z, True, u, override, slates, utility, quality, affinity, cand_length,
                      params, flags, out_f, out_i, clicked, pos, chosen, c_quality, c_length,
                      args)
@@ -225,9 +294,9 @@ def gather_and_pick(slates, cand_topic, cand_quality, interest, satiation, aff_m
 
 @_jit
 def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_chosen, mix_dot,
-                    budget, patience, steps, ret, clicks, sat_sum, interest, satiation,
-                    history, anchor, home_all, user, u_endo, eps, params, flags, acc, out_f,
-                    out_i, new_interest, new_satiation, new_history, new_anchor, ended):
+                    mix_ids, mix_table, budget, patience, steps, ret, clicks, sat_sum, interest,
+                    satiation, history, anchor, home_all, user, u_endo, eps, params, flags, acc,
+                    out_f, out_i, new_interest, new_satiation, new_history, new_anchor, ended):
     """Respond to the choice and update the sessions: watch time, satisfaction, consumption
     (endogenous drift, satiation, history), one step of exogenous drift, budget, patience,
     reward, the session sums, the end of sessions, and the per-slot accumulators (rows 0, 1
@@ -239,12 +308,18 @@ def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_
     ``response.session_ended``.
 
     Args:
-        exps: (2, s) ``exp`` of ``pick_and_respond``'s ``args``.
+        exps: (2, s) ``exp`` of ``pick_and_respond``'s ``args`` (row 0 is read only for
+            ``'engaged'`` watching).
         cand_topic: (s, C) candidates' main topics; ``chosen`` (s,) the chosen candidates
             (their topic is consumed, ``F_ONEHOT``).
-        mix_chosen: (s, T) float32 consumed mixture times ``clicked``; ``mix_dot``: (s,)
-            its dot with ``(interest + 1) * 0.5`` (not ``F_ONEHOT``, with endogenous drift).
-        home_all: (n_users, T) the population's homes, gathered at ``user``.
+        mix_chosen: (s, T) float64 consumed mixture times ``clicked``; ``mix_dot``: (s,)
+            its dot with ``(interest + 1) * 0.5`` (read when neither ``F_ONEHOT`` nor
+            ``F_DOT``; ``mix_dot`` only with endogenous drift).
+        mix_ids, mix_table: the candidates' topic mixtures, as in :func:`gather_slate` (read
+            with ``F_DOT`` and not ``F_ONEHOT``: the consumed mixture and its dot product are
+            computed here).
+        home_all: (m, T) homes, read at row ``user[i]`` (the world passes its per-slot copy
+            and ``arange(s)``).
         u_endo: (s,) uniforms of the endogenous drift; ``eps``: (2, s, T) normals of the
             exogenous drift.
         out_f (8, s), out_i (4, s), new_interest, new_history (s, T), ended (s,): written
@@ -262,6 +337,9 @@ def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_
     satiation_decay, history_decay = params[P_SATIATION_DECAY], params[P_HISTORY_DECAY]
     p11, p21, p22 = params[P_P11], params[P_P21], params[P_P22]
     l11, l21, l22 = params[P_L11], params[P_L21], params[P_L22]
+    dot = flags[F_DOT]
+    consumed = np.zeros(T)  # the consumed mixture times clicked, with F_DOT
+    half = np.zeros(T)  # (interest + 1) * 0.5, with F_DOT
     n_ended = 0
     for i in range(s):
         ck = clicked[i]
@@ -295,20 +373,31 @@ def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_
             if ck:
                 new_history[i, c] += 1.0
         else:
+            if dot:
+                row = mix_table[mix_ids[i, chosen[i]]]
+                for t in range(T):
+                    consumed[t] = np.float64(row[t]) * fck
+                m_i = consumed
+            else:
+                m_i = mix_chosen[i]
             if endogenous:
-                toward = u_endo[i] < mix_dot[i]
+                if dot:
+                    for t in range(T):
+                        half[t] = (interest[i, t] + 1.0) * 0.5
+                    toward = u_endo[i] < einsum_dot(half, consumed)
+                else:
+                    toward = u_endo[i] < mix_dot[i]
                 for t in range(T):
                     x = interest[i, t]
-                    mt = np.float64(mix_chosen[i, t])
+                    mt = np.float64(m_i[t])
                     st = interest_step * (1.0 - abs(x)) * (mt - x) * mt
                     v = x + (st if toward else -st)
                     new_interest[i, t] = min(max(v, -1.0), 1.0)
             if use_sat:
                 for t in range(T):
-                    new_satiation[i, t] = (satiation[i, t] * satiation_decay
-                                           + np.float64(mix_chosen[i, t]))
+                    new_satiation[i, t] = satiation[i, t] * satiation_decay + np.float64(m_i[t])
             for t in range(T):
-                new_history[i, t] = history[i, t] * history_decay + np.float64(mix_chosen[i, t])
+                new_history[i, t] = history[i, t] * history_decay + np.float64(m_i[t])
         if exogenous:
             h = home_all[user[i]]
             for t in range(T):
@@ -347,18 +436,21 @@ def update_sessions(clicked, exps, c_length, c_quality, cand_topic, chosen, mix_
 
 @_jit
 def build_obs(rows, history, budget, steps, clicks, interest, observe_interest, history_scale,
-              session_budget, onehot, topic, content, extra, user_dim, item_dim, out):
+              session_budget, onehot, topic, ids, content, extra, user_dim, item_dim, out):
     """Recommender observations of session slots ``rows``, as ``World.recommender_obs``.
 
     Args:
         rows: (n,) int64 slots.
-        onehot: the candidates' content is their one-hot ``topic`` (s, C) (``content`` and
-            ``extra`` not read); otherwise ``content`` (s, C, D) and ``extra`` (s, C, 4).
+        onehot: the candidates' content is their one-hot ``topic`` (s, C) (``ids``,
+            ``content`` and ``extra`` not read); otherwise candidate ``j`` of slot ``i`` has
+            the content ``content[ids[i, j]]`` (``content``: (m, D) float32, the catalog's, or
+            the fresh documents' flattened) and the extras ``extra[i, j]`` ((s, C, 4)): the
+            gather and the copy into the observation are one pass.
         out: (n, user_dim + C * item_dim) float32, written.
     """
     n = rows.shape[0]
     T = history.shape[1]
-    C = topic.shape[1] if onehot else content.shape[1]
+    C = topic.shape[1] if onehot else ids.shape[1]
     D = item_dim - 4
     for r in range(n):
         i = rows[r]
@@ -373,17 +465,58 @@ def build_obs(rows, history, budget, steps, clicks, interest, observe_interest, 
             for t in range(T):
                 o[T + 3 + t] = interest[i, t]
         if onehot:
-            for x in range(user_dim, o.shape[0]):
-                o[x] = 0.0
+            o[user_dim:] = 0.0  # a slice fill (a loop of element writes is 3x slower)
             for j in range(C):
                 o[user_dim + j * item_dim + topic[i, j]] = 1.0
         else:
             for j in range(C):
                 b = user_dim + j * item_dim
+                src = content[ids[i, j]]
+                dst = o[b:b + item_dim]
                 for d in range(D):
-                    o[b + d] = content[i, j, d]
+                    dst[d] = src[d]
+                e = extra[i, j]
                 for d in range(4):
-                    o[b + D + d] = extra[i, j, d]
+                    dst[D + d] = e[d]
+
+
+@_jit
+def gather_candidates(ids, t, main_topic, quality, length, provider, born_at,
+                      impressions, clicks, log1p_table, cold_threshold, o_topic, o_quality,
+                      o_length, o_provider, o_age, o_impressions, o_clicks, extra):
+    """The catalog candidates' attributes, gathered at ``ids`` (s, C) in one pass (the
+    fancy-indexing gathers of ``World._new_candidates``), and their extra features as
+    :func:`extra_features`. The ``o_*`` arrays (s, C) and ``extra`` are written; ``o_age``
+    is ``float64(t - born_at)``.
+
+    Returns:
+        False (``extra`` incomplete, everything else written) when an impression count is
+        past the end of ``log1p_table``.
+    """
+    s, C = ids.shape
+    n_table = log1p_table.shape[0]
+    ok = True
+    for i in range(s):
+        for j in range(C):
+            x = ids[i, j]
+            o_topic[i, j] = main_topic[x]
+            o_quality[i, j] = quality[x]
+            o_length[i, j] = length[x]
+            o_provider[i, j] = provider[x]
+            age = np.float64(t - born_at[x])
+            o_age[i, j] = age
+            imp = impressions[x]
+            o_impressions[i, j] = imp
+            cl = clicks[x]
+            o_clicks[i, j] = cl
+            if imp >= n_table:
+                ok = False
+                continue
+            extra[i, j, 0] = age / 100.0
+            extra[i, j, 1] = log1p_table[imp]
+            extra[i, j, 2] = cl / (imp if imp > 1 else 1)
+            extra[i, j, 3] = 1.0 if imp < cold_threshold else 0.0
+    return ok
 
 
 @_jit
@@ -403,3 +536,149 @@ def extra_features(item_id, age, impressions, clicks, log1p_table, cold_threshol
             out[i, j, 2] = clicks[i, j] / (imp if imp > 1 else 1)
             out[i, j, 3] = 1.0 if (item_id[i, j] >= 0 and imp < cold_threshold) else 0.0
     return True
+
+
+@_jit
+def rows_with_repeats(x):
+    """``items.rows_with_repeats``: (r,) int64 ascending indices of the rows of ``x`` (m, k)
+    that hold a repeated value."""
+    m, k = x.shape
+    out = np.empty(m, np.int64)
+    n = 0
+    for i in range(m):
+        rep = False
+        for j in range(1, k):
+            for jj in range(j):
+                if x[i, j] == x[i, jj]:
+                    rep = True
+        if rep:
+            out[n] = i
+            n += 1
+    return out[:n]
+
+
+@_jit
+def count_interactions(slates, shown, clicked, pos, chosen, item_id, impressions,
+                       cold_threshold, t, cat_impressions, cat_clicks, cat_first_click_at,
+                       cat_born_at, acc, c_item, c_cold, cold_imp, first):
+    """Count a step's impressions and clicks on catalog items, as the catalog branch of
+    ``World.step`` with ``items.count_interactions``.
+
+    Args:
+        slates, shown (s, k), clicked, pos, chosen (s,): the step's slates and choices.
+        item_id, impressions: (s, C) the candidates' catalog ids and impression counts (as
+            drawn: what decides whether a candidate is cold).
+        cat_impressions, cat_clicks, cat_first_click_at: the catalog's counters, updated in
+            place (``cat_first_click_at`` set to ``t`` on an item's first click).
+        cat_born_at: the catalog's arrival steps.
+        acc: the world's per-slot accumulators; rows 2 (cold impressions) and 3 (cold
+            clicks) are added to.
+        c_item (s,) int64 clicked catalog id or -1, c_cold (s,) bool, cold_imp (s,) int64
+            cold items shown: written. first: (2,) int64, written: the number of items that
+            arrived during the run (``born_at > 0``) clicked for the first time, and the sum
+            of their steps from arrival to that click.
+    """
+    s, k = slates.shape
+    n_first = 0
+    wait = 0
+    for i in range(s):
+        n_cold = 0
+        for j in range(k):
+            if shown[i, j]:
+                c = slates[i, j]
+                cat_impressions[item_id[i, c]] += 1
+                if impressions[i, c] < cold_threshold:
+                    n_cold += 1
+        cold_imp[i] = n_cold
+        acc[2, i] += n_cold
+        if clicked[i]:
+            x = item_id[i, chosen[i]]
+            c_item[i] = x
+            p = pos[i]
+            cc = shown[i, p] and impressions[i, slates[i, p]] < cold_threshold
+            c_cold[i] = cc
+            acc[3, i] += 1.0 if cc else 0.0
+            cat_clicks[x] += 1
+            if cat_first_click_at[x] < 0:
+                cat_first_click_at[x] = t
+                born = cat_born_at[x]
+                if born > 0:
+                    n_first += 1
+                    wait += t - born
+        else:
+            c_item[i] = -1
+            c_cold[i] = False
+    first[0] = n_first
+    first[1] = wait
+
+
+@_jit
+def fresh_quality(topic, topic_quality, noise_scale, noise, out):
+    """``out = topic_quality[topic] + noise_scale * noise`` with float32 ``noise_scale`` and
+    ``noise`` (their product rounded to float32, as numpy computes a Python float times a
+    float32 array), added in float64: the quality of RecSim's fresh documents."""
+    for i in range(topic.shape[0]):
+        out[i] = topic_quality[topic[i]] + noise_scale * noise[i]
+
+
+@_jit
+def propose_users(slots, cohorts, sizes, u, away_until, t, user, miss):
+    """The rejection step of ``World._start_sessions``: slot ``slots[a]`` proposes the cohort
+    members ``cohorts[slot, int(u[a, q] * sizes[slot])]`` in turn and takes the first who is
+    back (``away_until <= t``); ``user[a]`` is written (the first proposal where nobody is
+    back), and the rows where nobody is back are listed in ``miss``.
+
+    Returns:
+        The number of rows written to ``miss``.
+    """
+    e, m = u.shape
+    n_miss = 0
+    for a in range(e):
+        row = cohorts[slots[a]]
+        size = sizes[slots[a]]
+        user[a] = row[np.int64(u[a, 0] * size)]
+        found = False
+        for q in range(m):
+            c = row[np.int64(u[a, q] * size)]
+            if away_until[c] <= t:
+                user[a] = c
+                found = True
+                break
+        if not found:
+            miss[n_miss] = a
+            n_miss += 1
+    return n_miss
+
+
+@_jit
+def start_sessions(slots, user, interest, anchor, satiation, history, home, fresh, budget0,
+                   patience0, s_user, s_home, s_interest, s_anchor, s_satiation, s_history,
+                   s_budget, s_patience, s_steps, s_ret, s_clicks, s_satisfaction):
+    """Write new sessions into slots ``slots`` (the scatter writes of
+    ``World._start_sessions``): users ``user``, their (e, T) ``interest``, ``anchor``,
+    ``satiation``, ``history`` and ``home`` (for a ``fresh`` user: anchor and home are the
+    interest, satiation and history zero, and those arguments are not read), budget
+    ``budget0``, patience ``patience0``, zero steps, return, clicks and satisfaction."""
+    T = interest.shape[1]
+    for a in range(slots.shape[0]):
+        i = slots[a]
+        s_user[i] = user[a]
+        for t in range(T):
+            x = interest[a, t]
+            s_interest[i, t] = x
+            if fresh:
+                s_home[i, t] = x
+                s_anchor[i, t] = x
+                s_satiation[i, t] = 0.0
+                s_history[i, t] = 0.0
+            else:
+                s_home[i, t] = home[a, t]
+                s_anchor[i, t] = anchor[a, t]
+                s_satiation[i, t] = satiation[a, t]
+                s_history[i, t] = history[a, t]
+        s_budget[i] = budget0
+        s_patience[i] = patience0
+        s_steps[i] = 0
+        s_ret[i] = 0.0
+        s_clicks[i] = 0
+        s_satisfaction[i] = 0.0

@@ -72,17 +72,17 @@ class ObsLayout:
     n_candidates: int
     observe_interest: bool
 
-    @property
+    @functools.cached_property
     def user_dim(self) -> int:
         """Length of the user part."""
         return self.n_topics * (2 if self.observe_interest else 1) + len(USER_SESSION_FEATURES)
 
-    @property
+    @functools.cached_property
     def item_dim(self) -> int:
         """Length of one candidate's part."""
         return self.content_dim + len(ITEM_EXTRA_FEATURES)
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
         """Total observation length."""
         return self.user_dim + self.n_candidates * self.item_dim
@@ -117,6 +117,10 @@ class Candidates(NamedTuple):
 
     ``item_id`` is -1 for fresh (never stored) documents; ``topic`` is the main topic (the
     argmax of ``topic_mix``, which is one-hot at it when ``topic_purity == 1``).
+    ``topic_mix`` (s, c, n_topics) and ``content`` (s, c, content_dim) are held only for
+    fresh documents that are not RecSim's one-hot ones; otherwise they are ``None`` and
+    :meth:`World.candidate_topic_mix` and :meth:`World.candidate_content` read them from the
+    catalog (which changes only inside a step) or materialise the one-hot topics.
     """
 
     item_id: np.ndarray
@@ -280,6 +284,7 @@ class World:
         m = -(-self.n_users // self.n_sessions)
         ids = np.arange(m * self.n_sessions).reshape(m, self.n_sessions).T
         self._cohorts = np.where(ids < self.n_users, ids, -1)
+        self._cohort_sizes = (self._cohorts >= 0).sum(axis=1)
         self.provider_obs_dim = 4 + 2 * config.n_topics
         self._one_step = users_lib.drift_transition(np.int64(1), config)
         # constant arrays reused every step (read-only, so no step can corrupt them)
@@ -329,7 +334,10 @@ class World:
             self._no_override = _frozen(np.zeros(0, np.int64))
             self._empty_s = _frozen(np.zeros(0))
             self._empty_sk = _frozen(np.zeros((0, 0)))
-            self._empty_st = _frozen(np.zeros((0, 0), np.float32))
+            self._empty_st = _frozen(np.zeros((0, 0)))
+            self._no_content = self._no_mix = _frozen(np.zeros((0, 0), np.float32))
+            self._no_ids = _frozen(np.zeros((0, 0), np.int64))
+            self._fresh_flat_ids = _frozen(np.arange(n * c).reshape(n, c))
             self._empty_eps = _frozen(np.zeros((0, 0, 0)))
             self._log1p = np.log1p(np.arange(256, dtype=np.int64))  # numpy's own log1p values
 
@@ -370,6 +378,10 @@ class World:
         self.counters = dict.fromkeys(_COUNTERS, 0.0)
         self._acc = np.zeros((len(_ACC_ROWS), self.n_sessions))
         self.sessions = self._empty_sessions()
+        # home interest of each slot's user (users.home[sessions.user]), kept by
+        # _start_sessions: the compiled step reads it in slot order, not scattered over the
+        # population
+        self._session_home = np.zeros_like(self.sessions.interest)
         self._start_sessions(np.ones(self.n_sessions, bool))
         self._new_candidates()
 
@@ -396,18 +408,23 @@ class World:
         if slots.size == 0:
             return
         cfg, U = self.config, self.users
-        cohort = self._cohorts[slots]  # (e, m)
-        sizes = (cohort >= 0).sum(axis=1)
         # Uniform over the cohort members who are back, by rejection: a few uniform proposals
         # per slot, then an exact scan for the (rare) slots where every proposal was away.
-        prop = (self.rng_users.random(size=(slots.size, 4)) * sizes[:, None]).astype(np.int64)
-        cand = np.take_along_axis(cohort, prop, axis=1)
-        ok = U.away_until[cand] <= self.t
-        first = ok.argmax(axis=1)
-        user = cand[np.arange(slots.size), first]
-        miss = np.flatnonzero(~ok.any(axis=1))
+        u = self.rng_users.random(size=(slots.size, 4))
+        if self._compiled:
+            user, miss = np.empty(slots.size, np.int64), np.empty(slots.size, np.int64)
+            miss = miss[:_kernels().propose_users(slots, self._cohorts, self._cohort_sizes, u,
+                                                  U.away_until, self.t, user, miss)]
+        else:
+            cohort = self._cohorts[slots]  # (e, m)
+            prop = (u * self._cohort_sizes[slots, None]).astype(np.int64)
+            cand = np.take_along_axis(cohort, prop, axis=1)
+            ok = U.away_until[cand] <= self.t
+            first = ok.argmax(axis=1)
+            user = cand[np.arange(slots.size), first]
+            miss = np.flatnonzero(~ok.any(axis=1))
         if miss.size:
-            sub = cohort[miss]
+            sub = self._cohorts[slots[miss]]
             valid = sub >= 0
             safe = np.where(valid, sub, 0)
             back = valid & (U.away_until[safe] <= self.t)
@@ -418,16 +435,26 @@ class World:
         n_el = np.maximum(self.t - U.last_update[user], 0)
         if cfg.fresh_user_each_session:
             interest = users_lib.sample_interests(slots.size, cfg, self.rng_users)
+            U.home[user] = interest
+            if self._compiled:
+                _kernels().start_sessions(slots, user, interest, interest, interest, interest,
+                                          interest, True, *self._session_start_args())
+                return
             anchor, sat, hist = interest.copy(), np.zeros_like(interest), np.zeros_like(interest)
             home = interest
-            U.home[user] = home
         else:
+            home = U.home[user]
             interest, anchor = users_lib.drift_exogenous(
-                U.interest[user], U.anchor[user], U.home[user], n_el, cfg, self.rng_users)
+                U.interest[user], U.anchor[user], home, n_el, cfg, self.rng_users)
             sat = users_lib.decay_to(U.satiation[user], cfg.satiation_decay, n_el)
             hist = users_lib.decay_to(U.history[user], cfg.history_decay, n_el)
+            if self._compiled:
+                _kernels().start_sessions(slots, user, interest, anchor, sat, hist, home, False,
+                                          *self._session_start_args())
+                return
         S = self.sessions
         S.user[slots] = user
+        self._session_home[slots] = home
         S.interest[slots] = interest
         S.anchor[slots] = anchor
         S.satiation[slots] = sat
@@ -438,6 +465,13 @@ class World:
         S.ret[slots] = 0.0
         S.clicks[slots] = 0
         S.satisfaction[slots] = 0.0
+
+    def _session_start_args(self) -> tuple:
+        """The session arrays and start values that ``kernels.start_sessions`` writes."""
+        cfg, S = self.config, self.sessions
+        return (cfg.session_budget, cfg.patience if cfg.patience is not None else np.inf,
+                S.user, self._session_home, S.interest, S.anchor, S.satiation, S.history,
+                S.budget, S.patience, S.steps, S.ret, S.clicks, S.satisfaction)
 
     def time_limited(self, max_steps: int | None, eligible: np.ndarray | None = None
                      ) -> np.ndarray:
@@ -501,11 +535,18 @@ class World:
 
     # ------------------------------------------------------------------ candidates / obs
     def _new_candidates(self) -> None:
-        """Draw this step's candidates and snapshot their observed features: the content
-        ``(s, c, content_dim)`` (``candidates.content``) and the extras ``(s, c, 4)`` (age, log
-        impressions, CTR, cold flag), which ``recommender_obs`` writes into the observation in
-        one pass each. They are copies taken now: items retired and replaced later in the
-        step do not change what this step's candidates look like (terminal observations).
+        """Draw this step's candidates and snapshot their observed extra features ``(s, c,
+        4)`` (age, log impressions, CTR, cold flag), which ``recommender_obs`` writes into the
+        observation.
+
+        Catalog items' content and topic mixtures stay in the catalog (``candidates.content``
+        and ``candidates.topic_mix`` are ``None``; :meth:`candidate_content` and
+        :meth:`candidate_topic_mix` gather them): ``recommender_obs`` copies the content
+        straight from the catalog into the observation, and the step reads the mixtures
+        there. The catalog changes only inside :meth:`step`, after the choice and the
+        terminal observations, so between steps it holds exactly what the candidates were
+        drawn with. Fresh documents keep theirs in ``candidates.content`` ``(s, c,
+        content_dim)`` and ``candidates.topic_mix``.
 
         RecSim's documents (fresh, one-hot, noise-free ``topic`` content) have no stored
         features: their content is the one-hot topic, which ``recommender_obs`` scatters
@@ -514,22 +555,31 @@ class World:
         cfg, s, c = self.config, self.n_sessions, self.config.n_candidates
         if self._onehot_content:
             topics = self.rng_cand.integers(cfg.n_topics, size=s * c)
-            quality = (cfg.topic_quality_array[topics] + cfg.quality_noise
-                       * self.rng_cand.standard_normal(s * c, dtype=np.float32))
+            noise = self.rng_cand.standard_normal(s * c, dtype=np.float32)
+            if self._compiled:
+                quality = np.empty(s * c)
+                _kernels().fresh_quality(topics, cfg.topic_quality_array,
+                                         np.float32(cfg.quality_noise), noise, quality)
+            else:
+                quality = cfg.topic_quality_array[topics] + cfg.quality_noise * noise
             self._set_fresh_candidates(topics.reshape(s, c), None, quality.reshape(s, c),
                                        self._fresh_length_sc, None)
             self._cand_extra = None
             return
         if self._catalog_mode:
-            ids = items_lib.generate_candidates(self.catalog, s, cfg, self.rng_cand)
+            ids = items_lib.generate_candidates(
+                self.catalog, s, cfg, self.rng_cand,
+                _kernels().rows_with_repeats if self._compiled else items_lib.rows_with_repeats)
             cat = self.catalog
+            if self._compiled:
+                self._gather_candidates(ids)
+                return
             age = (self.t - cat.born_at[ids]).astype(np.float64)
             impressions, clicks = cat.impressions[ids], cat.clicks[ids]
             self.candidates = Candidates(
-                item_id=ids, topic=cat.main_topic[ids], topic_mix=cat.topic_mix[ids],
+                item_id=ids, topic=cat.main_topic[ids], topic_mix=None,
                 quality=cat.quality[ids], length=cat.length[ids], provider=cat.provider[ids],
-                content=np.take(cat.content, ids, axis=0), age=age, impressions=impressions,
-                clicks=clicks,
+                content=None, age=age, impressions=impressions, clicks=clicks,
             )
             self._cand_extra = self._extra_features(self.candidates)
         else:  # fresh documents: no history, so the extra features stay zero
@@ -540,6 +590,24 @@ class World:
                                        new.quality.reshape(s, c), new.length.reshape(s, c),
                                        new.content.reshape(s, c, -1))
             self._cand_extra = self._fresh_extra
+
+    def _gather_candidates(self, ids: np.ndarray) -> None:
+        """The catalog branch of :meth:`_new_candidates` in one compiled pass (the same
+        values as its gathers and :meth:`_extra_features`)."""
+        cat, (s, c) = self.catalog, ids.shape
+        cand = Candidates(
+            item_id=ids, topic=np.empty((s, c), np.int64), topic_mix=None,
+            quality=np.empty((s, c)), length=np.empty((s, c)),
+            provider=np.empty((s, c), np.int64), content=None, age=np.empty((s, c)),
+            impressions=np.empty((s, c), np.int64), clicks=np.empty((s, c), np.int64))
+        extra = np.empty((s, c, len(ITEM_EXTRA_FEATURES)), np.float32)
+        ok = _kernels().gather_candidates(
+            ids, self.t, cat.main_topic, cat.quality, cat.length, cat.provider,
+            cat.born_at, cat.impressions, cat.clicks, self._log1p,
+            self.config.cold_start_impressions, cand.topic, cand.quality,
+            cand.length, cand.provider, cand.age, cand.impressions, cand.clicks, extra)
+        self.candidates = cand
+        self._cand_extra = extra if ok else self._extra_features(cand)
 
     def _extra_features(self, cand: Candidates) -> np.ndarray:
         """(s, c, 4) float32 age / 100, log1p(impressions), CTR and cold flag of catalog
@@ -563,11 +631,9 @@ class World:
         return extra
 
     def _set_fresh_candidates(self, topic, topic_mix, quality, length, content) -> None:
-        self.candidates = Candidates(
-            item_id=self._fresh_ids, topic=topic, topic_mix=topic_mix, quality=quality,
-            length=length, provider=self._fresh_ids, content=content, age=self._fresh_zeros,
-            impressions=self._fresh_zeros_int, clicks=self._fresh_zeros_int,
-        )
+        self.candidates = Candidates(  # positional, in field order (see Candidates)
+            self._fresh_ids, topic, topic_mix, quality, length, self._fresh_ids, content,
+            self._fresh_zeros, self._fresh_zeros_int, self._fresh_zeros_int)
 
     def candidate_topic_mix(self, slots: np.ndarray | None = None) -> np.ndarray:
         """(n, n_candidates, n_topics) topic mixtures of the candidates of ``slots`` (all
@@ -575,6 +641,22 @@ class World:
         cand = self.candidates
         if cand.topic_mix is not None:
             return cand.topic_mix if slots is None else cand.topic_mix[slots]
+        if self._catalog_mode:
+            ids = cand.item_id if slots is None else cand.item_id[slots]
+            return self.catalog.topic_mix[ids]
+        topic = cand.topic if slots is None else cand.topic[slots]
+        return items_lib.one_hot(topic, self.config.n_topics)
+
+    def candidate_content(self, slots: np.ndarray | None = None) -> np.ndarray:
+        """(n, n_candidates, content_dim) float32 content features of the candidates of
+        ``slots`` (all when ``None``), as the observation carries them: gathered from the
+        catalog, or RecSim's one-hot documents' topics materialised."""
+        cand = self.candidates
+        if cand.content is not None:
+            return cand.content if slots is None else cand.content[slots]
+        if self._catalog_mode:
+            ids = cand.item_id if slots is None else cand.item_id[slots]
+            return np.take(self.catalog.content, ids, axis=0)
         topic = cand.topic if slots is None else cand.topic[slots]
         return items_lib.one_hot(topic, self.config.n_topics)
 
@@ -595,21 +677,27 @@ class World:
             (n_rows, layout.size) float32.
         """
         cfg, S, lay = self.config, self.sessions, self.layout
-        content, extra = self.candidates.content, self._cand_extra
+        cand, extra = self.candidates, self._cand_extra
         if self._compiled:
-            onehot = content is None
+            onehot = self._onehot_content
+            if onehot:
+                ids, content, extra = self._fresh_ids, self._no_content, self._fresh_extra
+            elif self._catalog_mode:
+                ids, content = cand.item_id, self.catalog.content
+            else:  # fresh documents: their content, flattened
+                ids, content = self._fresh_flat_ids, cand.content.reshape(-1, lay.content_dim)
             rows = self._arange_s if rows is None else rows
             out = np.empty((rows.shape[0], lay.size), np.float32)
             _kernels().build_obs(
                 rows, S.history, S.budget, S.steps, S.clicks, S.interest, cfg.observe_interest,
-                1.0 - cfg.history_decay, cfg.session_budget, onehot, self.candidates.topic,
-                self._fresh_extra if onehot else content, self._fresh_extra if onehot else extra,
-                lay.user_dim, lay.item_dim, out)
+                1.0 - cfg.history_decay, cfg.session_budget, onehot, cand.topic, ids, content,
+                extra, lay.user_dim, lay.item_dim, out)
             return out
+        content = None if self._onehot_content else self.candidate_content(rows)
         if rows is not None:
             S = Sessions(*(a[rows] for a in S))
             if content is not None:
-                content, extra = content[rows], extra[rows]
+                extra = extra[rows]
         n = S.user.shape[0]
         T = cfg.n_topics
         # the user part is built in a small contiguous buffer and copied once: column writes
@@ -685,9 +773,21 @@ class World:
         steps, ret = S.steps, S.ret
         # update items
         P = cfg.n_providers
-        published = self._no_publish if publish is None else np.asarray(publish) > 0
+        published = (self._no_publish if publish is None or not cfg.n_providers
+                     else np.asarray(publish) > 0)
         prov_reward = self._no_publish_reward
-        if self._catalog_mode:
+        if self._catalog_mode and self._compiled:
+            c_item, c_cold = np.empty(s, np.int64), np.empty(s, bool)
+            cold_imp, first = np.empty(s, np.int64), np.empty(2, np.int64)
+            cat = self.catalog
+            _kernels().count_interactions(
+                slates, shown, clicked, pos, chosen, cand.item_id, cand.impressions,
+                cfg.cold_start_impressions, self.t, cat.impressions, cat.clicks,
+                cat.first_click_at, cat.born_at, self._acc, c_item, c_cold, cold_imp, first)
+            clicked_ids = c_item[clicked]
+            self.counters["first_clicks"] += int(first[0])
+            self.counters["time_to_first_click"] += float(first[1])
+        elif self._catalog_mode:
             slate_ids = cand.item_id[rows, slates]
             cold = (cand.impressions[rows, slates] < cfg.cold_start_impressions) & shown
             c_item = np.where(clicked, cand.item_id[r, chosen], -1)
@@ -700,6 +800,10 @@ class World:
                 new = born > 0
                 self.counters["first_clicks"] += int(new.sum())
                 self.counters["time_to_first_click"] += float((self.t - born[new]).sum())
+            cold_imp = cold.sum(axis=1)
+            self._acc[2] += cold_imp
+            self._acc[3] += c_cold
+        if self._catalog_mode:
             if P:
                 own = cand.provider[rows, slates] - cfg.n_background_providers
                 imp = np.bincount(own[shown & (own >= 0)], minlength=P)[:P]
@@ -712,31 +816,26 @@ class World:
             if clicked_ids.size:
                 share = np.bincount(self.catalog.main_topic[clicked_ids], minlength=cfg.n_topics)
                 self._topic_demand = 0.99 * self._topic_demand + 0.01 * share / clicked_ids.size
+        # terminal observations, seen with this step's candidates: before the catalog
+        # update below replaces items (the observation reads content from the catalog)
+        terminal_obs = (self.recommender_obs(np.flatnonzero(ended)) if any_ended
+                        else self._no_terminal_obs)
+        if self._catalog_mode:
             self._update_catalog(published, publish)
-            cold_imp = cold.sum(axis=1)
         else:  # fresh documents are never stored, never cold
             c_item = self._minus_ones_s
             c_cold = cold_imp = self._zeros_s
         # terminate
-        if self._catalog_mode:
-            self._acc[2] += cold_imp
-            self._acc[3] += c_cold
         self.t += 1
         if any_ended:
             sess_len, sess_ret, sess_user = steps.copy(), ret.copy(), S.user.copy()
-            terminal_obs = self.recommender_obs(np.flatnonzero(ended))
             self.restart_sessions(ended)
         else:
             sess_len, sess_ret, sess_user = steps, ret, S.user
-            terminal_obs = self._no_terminal_obs
         self._new_candidates()
-        return StepResult(
-            reward=reward, choice=pick, clicked_item=c_item, watch_time=watch,
-            satisfaction=satisfaction, user_utility=c_util, impressions=n_imp,
-            cold_impressions=cold_imp, cold_clicks=c_cold, session_ended=ended,
-            session_length=sess_len, session_return=sess_ret, session_user=sess_user,
-            terminal_obs=terminal_obs, provider_reward=prov_reward, provider_published=published,
-        )
+        return StepResult(  # positional, in field order (see StepResult)
+            reward, pick, c_item, watch, satisfaction, c_util, n_imp, cold_imp, c_cold, ended,
+            sess_len, sess_ret, sess_user, terminal_obs, prov_reward, published)
 
     def _respond_numpy(self, slates: np.ndarray, choice_override: np.ndarray | None) -> tuple:
         """Recommend, choose, respond and update the sessions (the plain-numpy reference of
@@ -826,18 +925,25 @@ class World:
         new_satiation = np.empty((s, T)) if cfg.satiation else S.satiation
         new_anchor = np.empty((s, T)) if cfg.exogenous_drift else S.anchor
         ended = np.empty(s, bool)
-        if self._onehot_mix:
+        # topic mixtures: one-hot (gathered by topic), dot products in the kernels (F_DOT), or
+        # numpy's einsum passed in
+        dot = not self._onehot_mix and bool(flags[kern.F_DOT])
+        mix_ids, mix_table = self._no_ids, self._no_mix
+        if self._onehot_mix or dot:
             aff_mix = sat_mix = mix = self._empty_sk
+            if dot:
+                mix_ids, mix_table = self._mix_source()
         else:
             tm = self.candidate_topic_mix()
-            mix = np.empty(slates.shape + tm.shape[2:], tm.dtype)  # (s, k, T)
+            mix = np.empty(slates.shape + tm.shape[2:])  # (s, k, T), float64 (see gather_mix)
             kern.gather_mix(tm, slates, mix)
             aff_mix = np.einsum("st,skt->sk", S.interest, mix)
             sat_mix = (np.einsum("st,skt->sk", S.satiation, mix) if cfg.satiation
                        else self._empty_sk)
         override = self._no_override if choice_override is None else choice_override
         gathered = (slates, cand.topic, cand.quality, S.interest, S.satiation, aff_mix, sat_mix,
-                    params, flags, x.shown, x.quality, x.affinity, x.utility, x.z)
+                    mix_ids, mix_table, params, flags, x.shown, x.quality, x.affinity,
+                    x.utility, x.z)
         picked = (override, slates, x.utility, x.quality, x.affinity, cand.length, params,
                   flags, out_f, out_i, x.clicked, x.pos, x.chosen, x.c_quality, x.c_length,
                   x.args)
@@ -855,31 +961,34 @@ class World:
                 z = choice_lib.choice_probabilities(x.utility, x.shown, cfg)
             kern.pick_and_respond(z, model == kern.MNL, self.rng_choice.random(size=s),
                                   *picked)
-        np.exp(x.args, out=x.exps)
+        if cfg.watch_mode == "engaged":
+            np.exp(x.args, out=x.exps)
+        else:  # the watch exponent is not used ('full' watch): only satisfaction's
+            np.exp(x.args[1], out=x.exps[1])
         clicked = x.clicked
         mix_chosen, mix_dot = self._empty_st, self._empty_s
-        if not self._onehot_mix:
+        einsum = not (self._onehot_mix or dot)
+        if einsum:
             mix_chosen = mix[self._arange_s, x.pos] * clicked[:, None]
         u_endo = self._empty_s
         if cfg.endogenous_drift:
             u_endo = self.rng_users.random(size=s)
-            if not self._onehot_mix:  # users_lib.consume's dot product, in numpy's order
+            if einsum:  # users_lib.consume's dot product, in numpy's order
                 mix_dot = np.einsum("st,st->s", (S.interest + 1.0) * 0.5,
                                     mix_chosen * clicked[:, None])
         eps = (self.rng_users.standard_normal(size=(2, s, T)) if cfg.exogenous_drift
                else self._empty_eps)
         n_ended = kern.update_sessions(
             clicked, x.exps, x.c_length, x.c_quality, cand.topic, x.chosen, mix_chosen, mix_dot,
-            S.budget, S.patience, S.steps, S.ret, S.clicks, S.satisfaction, S.interest,
-            S.satiation, S.history, S.anchor, self.users.home, S.user, u_endo, eps, params,
-            flags, self._acc, out_f, out_i, new_interest, new_satiation, new_history, new_anchor,
-            ended)
+            mix_ids, mix_table, S.budget, S.patience, S.steps, S.ret, S.clicks, S.satisfaction,
+            S.interest, S.satiation, S.history, S.anchor, self._session_home, self._arange_s,
+            u_endo, eps, params, flags, self._acc, out_f, out_i, new_interest, new_satiation,
+            new_history, new_anchor, ended)
         f, i = out_f, out_i
-        self.sessions = S._replace(
-            interest=new_interest, anchor=new_anchor, satiation=new_satiation,
-            history=new_history,
-            budget=f[kern.O_BUDGET], patience=f[kern.O_PATIENCE], steps=i[kern.I_STEPS],
-            ret=f[kern.O_RET], clicks=i[kern.I_CLICKS], satisfaction=f[kern.O_SAT_SUM])
+        self.sessions = Sessions(  # positional: the constructor is the cheapest on one slot
+            S.user, new_interest, new_anchor, new_satiation, new_history, f[kern.O_BUDGET],
+            f[kern.O_PATIENCE], i[kern.I_STEPS], f[kern.O_RET], i[kern.I_CLICKS],
+            f[kern.O_SAT_SUM])
         return (x.shown, i[kern.I_N_IMP], i[kern.I_PICK], clicked, x.pos, x.chosen,
                 f[kern.O_C_UTIL], f[kern.O_WATCH], f[kern.O_SATISFACTION], f[kern.O_REWARD],
                 ended, n_ended > 0)
@@ -899,6 +1008,15 @@ class World:
             topics_a, provs_a = topics_a[: cfg.n_items_max], provs_a[: cfg.n_items_max]
         new = self._sample_new(topics_a, provs_a)
         self.catalog = items_lib.insert_items(self.catalog, active, new, self.t)
+
+    def _mix_source(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, table)``: candidate ``c`` of slot ``i`` has the topic mixture
+        ``table[ids[i, c]]`` (the catalog's rows, or the fresh documents' flattened,
+        materialised for one-hot documents)."""
+        cand = self.candidates
+        if self._catalog_mode:
+            return cand.item_id, self.catalog.topic_mix
+        return self._fresh_flat_ids, self.candidate_topic_mix().reshape(-1, self.config.n_topics)
 
     def _rebuild_extras(self) -> None:
         """Recompute the candidates' extra features from ``self.candidates`` (after a load)."""
@@ -952,9 +1070,12 @@ class World:
             setattr(self, name, np.array(state["arrays"][name]))
         self.users = users_lib.UserState(**{k: np.array(v) for k, v in groups["users"].items()})
         self.sessions = Sessions(**{k: np.array(v) for k, v in groups["sessions"].items()})
+        self._session_home = self.users.home[self.sessions.user]
         cand = groups["candidates"]
         self.candidates = Candidates(**{k: np.array(cand[k]) if k in cand else None
                                         for k in Candidates._fields})
+        if self._catalog_mode:  # read from the catalog (older states stored them)
+            self.candidates = self.candidates._replace(topic_mix=None, content=None)
         self._rebuild_extras()
         if "catalog" in groups:
             self.catalog = items_lib.Catalog(**{k: np.array(v) for k, v in groups["catalog"].items()})

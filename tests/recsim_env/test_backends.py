@@ -143,35 +143,49 @@ def test_content_paths_identical_on_both_backends(monkeypatch, encoder, extra):
     assert_same(*traces)
 
 
+def _same_steps(worlds, rng, n_steps: int) -> None:
+    """Step ``worlds`` with the same random slates; every step's results and observations,
+    and the final metrics, must be the same."""
+    cfg = worlds[0].config
+    for _ in range(n_steps):
+        slates = random_slates(rng, worlds[0].n_sessions, cfg.n_candidates, cfg.slate_size)
+        res = [tuple(w.step(slates)) for w in worlds]
+        obs = [w.recommender_obs() for w in worlds]
+        for w in range(1, len(worlds)):
+            assert_same(res[0], res[w])
+            assert_same(obs[0], obs[w])
+    for w in worlds[1:]:
+        assert_same(worlds[0].metrics(), w.metrics())
+
+
+def _stepped_world(backend: str, seed: int, n_steps: int) -> tuple[World, np.random.Generator]:
+    """A small ``default`` world on ``backend`` after ``n_steps`` random steps, and the
+    generator that drew them."""
+    cfg = recsim_env.make_config("default", **SMALL)
+    world = World(cfg, backend=backend)
+    world.reset(seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(n_steps):
+        world.step(random_slates(rng, 3, cfg.n_candidates, cfg.slate_size))
+    return world, rng
+
+
 def test_wide_slates_fall_back_to_numpy_sums():
     """Slates of 16 or more positions: numpy sums the choice weights pairwise, so the compiled
     path takes numpy's probabilities; episodes stay identical."""
     cfg = recsim_env.make_config("default", **SMALL, n_candidates=24, slate_size=16)
     worlds = [World(cfg, backend=b) for b in BACKENDS]
-    rng = np.random.default_rng(0)
     for w in worlds:
         w.reset(1)
-    for _ in range(60):
-        slates = random_slates(rng, 3, 24, 16)
-        res = [w.step(slates) for w in worlds]
-        assert_same(*(tuple(r) for r in res))
-        assert_same(*(w.recommender_obs() for w in worlds))
-    assert_same(*(w.metrics() for w in worlds))
+    _same_steps(worlds, np.random.default_rng(0), 60)
 
 
 def test_state_dict_restores_across_backends():
     """A checkpoint taken on one backend continues identically on the other."""
-    cfg = recsim_env.make_config("default", **SMALL)
-    a, b = World(cfg, backend="numpy"), World(cfg, backend="numba")
-    a.reset(3)
-    rng = np.random.default_rng(3)
-    for _ in range(30):
-        a.step(random_slates(rng, 3, cfg.n_candidates, cfg.slate_size))
+    a, rng = _stepped_world("numpy", 3, 30)
+    b = World(a.config, backend="numba")
     b.load_state_dict(a.state_dict())
-    for _ in range(30):
-        slates = random_slates(rng, 3, cfg.n_candidates, cfg.slate_size)
-        assert_same(tuple(a.step(slates)), tuple(b.step(slates)))
-        assert_same(a.recommender_obs(), b.recommender_obs())
+    _same_steps([a, b], rng, 30)
 
 
 def test_unknown_backend_named_in_error(monkeypatch):
@@ -181,3 +195,58 @@ def test_unknown_backend_named_in_error(monkeypatch):
     monkeypatch.setenv(BACKEND_ENV, "cuda")
     with pytest.raises(ValueError, match=f"got 'cuda' \\(from the argument or {BACKEND_ENV}\\)"):
         World(cfg)
+
+
+@pytest.mark.parametrize("n_topics", [3, 10, 17])
+def test_einsum_dot_products_fall_back_to_numpy(n_topics):
+    """Topic mixtures: the kernels restate numpy's einsum summation order where
+    ``einsum_dot_matches`` finds it does, and numpy's einsum feeds them otherwise; both
+    give the numpy step's episodes."""
+    from recsim_env import kernels
+
+    cfg = recsim_env.make_config("default", **SMALL, n_topics=n_topics)
+    worlds = [World(cfg, backend=b) for b in ("numpy", "numba", "numba")]
+    assert bool(worlds[1]._kflags[kernels.F_DOT]) == kernels.einsum_dot_matches(n_topics)
+    worlds[2]._kflags[kernels.F_DOT] = 0  # as on a numpy build whose order differs
+    for w in worlds:
+        w.reset(2)
+    _same_steps(worlds, np.random.default_rng(2), 60)
+
+
+def test_einsum_dot_restates_einsum_where_it_claims_to():
+    from recsim_env import kernels
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 7, 8, 9, 16, 20, 31):
+        if not kernels.einsum_dot_matches(n):
+            continue
+        a = rng.normal(size=(200, n))
+        for b in (rng.random((200, 2, n)).astype(np.float32), rng.normal(size=(200, 2, n))):
+            got = np.empty((200, 2))
+            kernels._einsum_rows(a, b, got)
+            np.testing.assert_array_equal(got, np.einsum("st,skt->sk", a, b))
+
+
+def test_many_sessions_many_impressions_identical_on_both_backends():
+    """Hundreds of sessions on a small catalog: impression counts outgrow the compiled
+    path's log1p table within the run (the table grows; features stay numpy's)."""
+    cfg = recsim_env.make_config("default", **SMALL)
+    worlds = [World(cfg, n_sessions=256, backend=b) for b in BACKENDS]
+    for w in worlds:
+        w.reset(5)
+    _same_steps(worlds, np.random.default_rng(5), 40)
+    assert worlds[0].candidates.impressions.max() > 256
+
+
+def test_states_that_stored_catalog_candidates_features_load():
+    """States saved when the candidates' topic mixtures and content were stored with them
+    (they are now read from the catalog) restore and continue identically."""
+    a, rng = _stepped_world("numba", 4, 20)
+    b = World(a.config, backend="numba")
+    state = a.state_dict()
+    assert "content" not in state["groups"]["candidates"]
+    state["groups"]["candidates"].update(content=a.candidate_content(),
+                                         topic_mix=a.candidate_topic_mix())
+    b.load_state_dict(state)
+    assert b.candidates.content is None and b.candidates.topic_mix is None
+    _same_steps([a, b], rng, 20)
