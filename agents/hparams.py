@@ -16,14 +16,15 @@ directory after ``pip install``.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from importlib.abc import Traversable
 from typing import Any
 
 import tomllib
 
-__all__ = ["BASE", "EXTENDS", "config_file", "configs_root", "learner_hparams", "learners_with_hparams"]
+__all__ = ["BASE", "EXTENDS", "config_file", "configs_root", "learner_hparams",
+           "learners_with_hparams"]
 
 BASE = "base"
 """The table every scenario starts from."""
@@ -44,7 +45,7 @@ def config_file(*parts: str) -> Traversable:
     return path
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(learner: str) -> dict[str, dict[str, Any]]:
     path = config_file("learners", f"{learner}.toml")
     if not path.is_file():

@@ -40,9 +40,11 @@ import torch
 
 from agents.base import ActContext, Transition
 from agents.dqn import DQN
-from agents.slateq import SlateQ
 from agents.replay import ReplayBuffer, as_array, obs_layout
+from agents.slateq import SlateQ
 from recsim_env.config import EnvConfig
+from recsim_env.items import repeated_mask
+from recsim_env.world import ObsLayout
 
 __all__ = ["MemoryDQN", "MemorySlateQ", "NetLayout", "UserMemory", "UserMemoryMixin"]
 
@@ -111,11 +113,8 @@ class UserMemory:
             clicked: (n,) int64 slate position or -1.
         """
         self._grow(user_ids)
-        n, k = slates.shape
-        rows = np.arange(n)
-        shown = np.ones((n, k), bool)
-        for j in range(1, k):  # loop over slate positions (k is small), not over users
-            shown[:, j] = (slates[:, j, None] != slates[:, :j]).all(axis=1)
+        rows = np.arange(slates.shape[0])
+        shown = ~repeated_mask(slates)
         hit = clicked >= 0
         skipped = shown.copy()
         skipped[rows[hit], clicked[hit]] = False
@@ -169,11 +168,9 @@ class NetLayout:
         """(n, user_dim), (n, C, item_dim) -> (n, size) float32."""
         return np.concatenate([user, cand.reshape(cand.shape[0], -1)], axis=1, dtype=np.float32)
 
-    def split(self, obs: Any) -> tuple[Any, Any]:
-        """Inverse of :meth:`join` (views; torch tensors work too)."""
-        user = obs[..., : self.user_dim]
-        return user, obs[..., self.user_dim:].reshape(obs.shape[:-1] + (self.n_candidates,
-                                                                         self.item_dim))
+    # the inverse of join: ObsLayout's own split (it reads only user_dim, n_candidates and
+    # item_dim, which this layout has too)
+    split = ObsLayout.split
 
 
 class UserMemoryMixin:
