@@ -21,12 +21,19 @@ class ActContext(NamedTuple):
         slots: (n,) int64 world session slot of each row.
         user_ids: (n,) int64 id of the user being served (a platform knows who is logged in).
         item_ids: (n, n_candidates) int64 catalog ids of the candidates (-1 for fresh documents).
+            Ids are catalog slots, reused when items retire: ``item_born`` tells items apart.
+        providers: (n, n_candidates) int64 provider of each candidate (-1 for none), or
+            ``None`` where the caller does not give it (a platform knows who published what).
+        item_born: (n, n_candidates) int64 world step each candidate was published (-1 for
+            fresh documents), or ``None`` where the caller does not give it.
     """
 
     world: Any
     slots: np.ndarray
     user_ids: np.ndarray
     item_ids: np.ndarray
+    providers: np.ndarray | None = None
+    item_born: np.ndarray | None = None
 
 
 class Transition(NamedTuple):

@@ -151,6 +151,111 @@ class UserMemory:
         self.counts = as_array(state["counts"]).copy()
 
 
+#: per-candidate item-memory features (see :class:`ItemMemory`)
+ITEM_MEMORY_FEATURES = ("item_watch", "provider_watch", "item_clicks", "provider_clicks")
+
+
+class ItemMemory:
+    """The platform's record of the reward each item and each provider earned when clicked.
+
+    Per catalog id and per provider: the number of clicks and the sum of the step reward of
+    those clicks (the watch time, on ``watch_time`` worlds). Estimates are shrunk toward the
+    level above: a provider's mean toward the mean over all clicks, an item's toward its
+    provider's, each with ``prior`` pseudo-clicks. Catalog ids are slots reused when items
+    retire: a record is cleared when its id shows an item published at another step.
+    Fresh documents (id -1) and items without a provider have no record of their own.
+
+    Args:
+        prior: pseudo-clicks of the shrinkage (> 0).
+    """
+
+    def __init__(self, prior: float) -> None:
+        if not prior > 0.0:
+            raise ValueError(f"item_memory_prior must be > 0, got {prior!r}")
+        self.prior = float(prior)
+        self.item = np.zeros((0, 2), np.float64)  # clicks, reward sum
+        self.item_born = np.zeros(0, np.int64)
+        self.provider = np.zeros((0, 2), np.float64)
+        self.total = np.zeros(2, np.float64)
+
+    @staticmethod
+    def _grow_to(a: np.ndarray, need: int, fill: float = 0.0) -> np.ndarray:
+        have = a.shape[0]
+        if need <= have:
+            return a
+        pad = np.full((max(need, 2 * have) - have,) + a.shape[1:], fill, a.dtype)
+        return np.concatenate([a, pad])
+
+    def _sync(self, item_ids: np.ndarray, born: np.ndarray, providers: np.ndarray) -> None:
+        """Grow the tables to the ids and clear the records of reused ids."""
+        self.item = self._grow_to(self.item, int(item_ids.max(initial=-1)) + 1)
+        self.item_born = self._grow_to(self.item_born, self.item.shape[0], -1)
+        self.provider = self._grow_to(self.provider, int(providers.max(initial=-1)) + 1)
+        known = item_ids >= 0
+        ids, b = item_ids[known], born[known]
+        new = self.item_born[ids] != b
+        self.item[ids[new]] = 0.0
+        self.item_born[ids] = b
+
+    def features(self, item_ids: np.ndarray, born: np.ndarray, providers: np.ndarray
+                 ) -> np.ndarray:
+        """(n, C, len(ITEM_MEMORY_FEATURES)) float32: the item's and its provider's shrunk
+        mean reward per click relative to the mean over all clicks, minus 1, and their
+        log-click counts / 5."""
+        self._sync(item_ids, born, providers)
+        k = self.prior
+        g = self.total[1] / self.total[0] if self.total[0] > 0 else 1.0
+        g = g if g > 0 else 1.0
+        p_rec = np.where((providers >= 0)[..., None], self.provider[np.maximum(providers, 0)],
+                         0.0)
+        p_mean = (p_rec[..., 1] + k * g) / (p_rec[..., 0] + k)
+        i_rec = np.where((item_ids >= 0)[..., None], self.item[np.maximum(item_ids, 0)], 0.0)
+        i_mean = (i_rec[..., 1] + k * p_mean) / (i_rec[..., 0] + k)
+        return np.stack([i_mean / g - 1.0, p_mean / g - 1.0, np.log1p(i_rec[..., 0]) / 5.0,
+                         np.log1p(p_rec[..., 0]) / 5.0], axis=-1).astype(np.float32)
+
+    def update(self, item_ids: np.ndarray, born: np.ndarray, providers: np.ndarray,
+               slates: np.ndarray, clicked: np.ndarray, reward: np.ndarray) -> None:
+        """Record one step: row ``r`` clicked slate position ``clicked[r]`` (-1: nothing) of
+        ``slates[r]`` and earned ``reward[r]``."""
+        self._sync(item_ids, born, providers)
+        hit = np.flatnonzero(clicked >= 0)
+        cand = slates[hit, clicked[hit]]
+        ids, prov, r = item_ids[hit, cand], providers[hit, cand], reward[hit]
+        self.total += (hit.size, r.sum())
+        for table, key in ((self.item, ids), (self.provider, prov)):
+            ok = key >= 0
+            np.add.at(table, key[ok], np.stack([np.ones(ok.sum()), r[ok]], axis=1))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"item": torch.from_numpy(self.item.copy()),
+                "item_born": torch.from_numpy(self.item_born.copy()),
+                "provider": torch.from_numpy(self.provider.copy()),
+                "total": torch.from_numpy(self.total.copy())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.item = as_array(state["item"]).copy()
+        self.item_born = as_array(state["item_born"]).copy()
+        self.provider = as_array(state["provider"]).copy()
+        self.total = as_array(state["total"]).copy()
+
+
+@dataclass(frozen=True)
+class WorldMemory:
+    """What a memory learner keeps about one world: its users, and (optionally) its items."""
+
+    user: UserMemory
+    item: ItemMemory | None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from a learner state's ``memory`` and ``item_memory`` entries."""
+        self.user.load_state_dict(state["memory"])
+        if (self.item is not None) != ("item_memory" in state):
+            raise ValueError("the saved state and this learner disagree on item_memory")
+        if self.item is not None:
+            self.item.load_state_dict(state["item_memory"])
+
+
 @dataclass(frozen=True)
 class NetLayout:
     """Layout of the augmented rows the network and the replay see: ``[user (user_dim) |
@@ -183,22 +288,30 @@ class UserMemoryMixin:
         config: the world's config.
         seed: the learner's seed.
         memory_decay: weight of the old profile in each update.
+        item_memory: also keep an :class:`ItemMemory` and give each candidate its features.
+        item_memory_prior: the item memory's pseudo-clicks.
         **hparams: the learner's own.
     """
 
     def __init__(self, config: EnvConfig, *, seed: int = 0, memory_decay: float = 0.9,
+                 item_memory: bool = False, item_memory_prior: float = 2.0,
                  **hparams: Any) -> None:
         self.memory_decay = float(memory_decay)
+        self.item_memory = bool(item_memory)
+        self.item_memory_prior = float(item_memory_prior)
         lay = obs_layout(config)
         self._content_dim = lay.content_dim
         mem_user_dim = UserMemory(self._content_dim, self.memory_decay).user_dim  # checks decay
-        self.net_layout = NetLayout(lay.user_dim + mem_user_dim,
-                                    lay.item_dim + len(CANDIDATE_MEMORY_FEATURES),
+        n_item_feats = len(CANDIDATE_MEMORY_FEATURES)
+        if self.item_memory:
+            ItemMemory(self.item_memory_prior)  # checks the prior
+            n_item_feats += len(ITEM_MEMORY_FEATURES)
+        self.net_layout = NetLayout(lay.user_dim + mem_user_dim, lay.item_dim + n_item_feats,
                                     lay.n_candidates)
         self.forget_at_session_end = bool(config.fresh_user_each_session)
         super().__init__(config, seed=seed, **hparams)
         self.replay = ReplayBuffer(self.hp.buffer_size, self.net_layout.size, self.slate_size)
-        self._memories: weakref.WeakKeyDictionary[Any, UserMemory] = weakref.WeakKeyDictionary()
+        self._memories: weakref.WeakKeyDictionary[Any, WorldMemory] = weakref.WeakKeyDictionary()
         self._learn_world: Any = None
         self._restored: dict[str, Any] | None = None
 
@@ -209,17 +322,21 @@ class UserMemoryMixin:
         return self.net_layout.split(torch.as_tensor(obs, dtype=torch.float32))
 
     # ------------------------------------------------------------------ memory
-    def _memory(self, context: ActContext | None, learning: bool) -> UserMemory:
+    def _memory(self, context: ActContext | None, learning: bool) -> WorldMemory:
         """The memory of the context's world (a new one for a world not seen before; the
         restored memory of a loaded state for the first world this learner explores or learns
         on, which is the training world it was saved from)."""
         if context is None or context.user_ids is None:
-            raise ValueError("MemoryDQN needs the act context (user ids): run it through the "
-                             "rollout loop (agents.rollout), which passes one")
+            raise ValueError(f"{self.kind} needs the act context (user ids): run it through "
+                             "the rollout loop (agents.rollout), which passes one")
+        if self.item_memory and (context.providers is None or context.item_born is None):
+            raise ValueError(f"{self.kind} with item_memory needs the act context's providers "
+                             "and item_born: run it through the rollout loop (agents.rollout)")
         mem = self._memories.get(context.world)
         if mem is None:
-            mem = self._memories[context.world] = UserMemory(self._content_dim,
-                                                             self.memory_decay)
+            mem = self._memories[context.world] = WorldMemory(
+                UserMemory(self._content_dim, self.memory_decay),
+                ItemMemory(self.item_memory_prior) if self.item_memory else None)
             if learning and self._restored is not None:
                 mem.load_state_dict(self._restored)
                 self._restored = None
@@ -227,16 +344,19 @@ class UserMemoryMixin:
             self._learn_world = context.world
         return mem
 
-    def _augment(self, obs: np.ndarray, users: np.ndarray, mem: UserMemory) -> np.ndarray:
+    def _augment(self, obs: np.ndarray, ctx: ActContext, mem: WorldMemory) -> np.ndarray:
         user, cand = self.layout.split(obs)
-        m_user, m_cand = mem.features(users, cand[..., : self._content_dim])
+        m_user, m_cand = mem.user.features(ctx.user_ids, cand[..., : self._content_dim])
+        parts = [cand, m_cand]
+        if mem.item is not None:
+            parts.append(mem.item.features(ctx.item_ids, ctx.item_born, ctx.providers))
         return self.net_layout.join(np.concatenate([user, m_user], axis=1),
-                                    np.concatenate([cand, m_cand], axis=2))
+                                    np.concatenate(parts, axis=2))
 
     def _net_obs(self, obs: np.ndarray, context: ActContext | None, explore: bool
                  ) -> np.ndarray:
         mem = self._memory(context, learning=explore)
-        return self._augment(obs, context.user_ids, mem)
+        return self._augment(obs, context, mem)
 
     def _record(self, batch: Transition, learning: bool) -> tuple[np.ndarray, np.ndarray]:
         """Augment ``obs`` (memory before the step), record the step, augment ``next_obs``
@@ -244,13 +364,18 @@ class UserMemoryMixin:
         ctx = batch.context
         mem = self._memory(ctx, learning)
         users = ctx.user_ids
-        obs = self._augment(batch.obs, users, mem)
+        obs = self._augment(batch.obs, ctx, mem)
         _, cand = self.layout.split(batch.obs)
-        mem.update(users, cand[..., : self._content_dim], np.asarray(batch.action),
-                   batch.clicked)
-        next_obs = self._augment(batch.next_obs, users, mem)
+        slates = np.asarray(batch.action).reshape(users.size, -1)
+        mem.user.update(users, cand[..., : self._content_dim], slates, batch.clicked)
+        if mem.item is not None:
+            mem.item.update(ctx.item_ids, ctx.item_born, ctx.providers, slates, batch.clicked,
+                            np.asarray(batch.reward, np.float64))
+        # the next observation's candidates are the same items (they are redrawn only when a
+        # session starts, and a terminal observation ends the row's transition)
+        next_obs = self._augment(batch.next_obs, ctx, mem)
         if self.forget_at_session_end:
-            mem.forget(users[batch.terminated | batch.truncated])
+            mem.user.forget(users[batch.terminated | batch.truncated])
         return obs, next_obs
 
     def observe(self, batch: Transition) -> None:
@@ -269,16 +394,19 @@ class UserMemoryMixin:
         state = super()._model_state()
         mem = self._memories.get(self._learn_world) if self._learn_world is not None else None
         if mem is not None:
-            state["memory"] = mem.state_dict()
+            state["memory"] = mem.user.state_dict()
+            if mem.item is not None:
+                state["item_memory"] = mem.item.state_dict()
         elif self._restored is not None:
-            state["memory"] = self._restored
+            state.update(self._restored)
         return state
 
     def _load_model_state(self, state: dict[str, Any]) -> None:
         super()._load_model_state(state)
         # the world it learned on is rebuilt on resume: its memory attaches to the first world
         # this learner explores or learns on next (see _memory)
-        self._restored = state.get("memory")
+        self._restored = ({k: state[k] for k in ("memory", "item_memory") if k in state}
+                          or None)
         self._memories = weakref.WeakKeyDictionary()
         self._learn_world = None
 

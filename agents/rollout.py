@@ -199,7 +199,11 @@ class Rollout:
     # ------------------------------------------------------------------ acting
     def _context(self, rows: np.ndarray) -> ActContext:
         w = self.world
-        return ActContext(w, rows, w.sessions.user[rows].copy(), w.candidates.item_id[rows].copy())
+        ids = w.candidates.item_id[rows]
+        born = (np.full_like(ids, -1) if w.catalog is None
+                else np.where(ids >= 0, w.catalog.born_at[np.maximum(ids, 0)], -1))
+        return ActContext(w, rows, w.sessions.user[rows].copy(), ids.copy(),
+                          w.candidates.provider[rows].copy(), born)
 
     def act(self, obs: np.ndarray, prov_obs: np.ndarray | None, explore: bool
             ) -> tuple[np.ndarray, np.ndarray | None, list[tuple[Assignment, ActContext]]]:

@@ -94,7 +94,7 @@ def test_memory_learner_hparams_extend_its_learners(name):
 def test_memory_is_fed_when_learning_and_when_only_acting(name):
     learner = MEMORY_LEARNERS[name](SMALL_DEFAULT, seed=0, **_KW)
     loop = _train(learner, SMALL_DEFAULT, 20)
-    mem = learner._memories[loop.world]
+    mem = learner._memories[loop.world].user
     assert mem.counts[:, 1].sum() > 0 and np.abs(mem.click).sum() > 0
     # evaluation: the network does not change, the memory of that world grows
     before = {k: v for k, v in learner.state_dict().items() if k != "memory"}
@@ -102,9 +102,9 @@ def test_memory_is_fed_when_learning_and_when_only_acting(name):
     for _ in range(10):
         other.step(learner, explore=False, learn=False)
     _assert_same(before, {k: v for k, v in learner.state_dict().items() if k != "memory"})
-    assert learner._memories[other.world].counts[:, 1].sum() == 10 * 8 * SMALL_DEFAULT.slate_size
+    assert learner._memories[other.world].user.counts[:, 1].sum() == 10 * 8 * SMALL_DEFAULT.slate_size
     # ... and the training world's memory is untouched by it
-    np.testing.assert_array_equal(learner._memories[loop.world].counts, mem.counts)
+    np.testing.assert_array_equal(learner._memories[loop.world].user.counts, mem.counts)
 
 
 def test_memory_forgets_users_that_are_new_each_session():
@@ -117,7 +117,7 @@ def test_memory_forgets_users_that_are_new_each_session():
         step = loop.step(learner)
     ended = step.raw.ended
     assert ended.any()
-    counts = learner._memories[loop.world].counts[:, 1]
+    counts = learner._memories[loop.world].user.counts[:, 1]
     assert (counts[users[ended]] == 0).all()  # their sessions ended: forgotten
     assert (counts[users[~ended]] > 0).all()  # still in session: remembered
 
