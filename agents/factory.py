@@ -9,7 +9,8 @@ Names:
   ``memory_dqn`` and ``memory_slateq`` (the same with a per-user memory, :mod:`agents.memory`);
 * Stable-Baselines3 (any role): ``ppo``, ``a2c``, ``sb3_dqn`` (``Discrete`` actions; on
   recommender slates larger than one, :class:`agents.sb3.TopKSB3DQN` shows the top-k positions
-  of its per-position Q-values).
+  of its per-position Q-values). ``memory=True`` gives a ``ppo`` or ``a2c`` recommender the
+  memory of :mod:`agents.memory` (:class:`agents.sb3.MemorySB3Learner`).
 """
 
 from __future__ import annotations
@@ -68,8 +69,17 @@ def make_learner(name: str, config: EnvConfig, *, role: str = "recommender", n_r
         **kwargs: passed to the learner's constructor.
     """
     if name in SB3_LEARNERS:
-        from agents.sb3 import SB3Learner, TopKSB3DQN
+        from agents.sb3 import MemorySB3Learner, SB3Learner, TopKSB3DQN
 
+        if kwargs.pop("memory", False):
+            if role != "recommender" or name == "sb3_dqn":
+                raise ValueError(f"memory: only ppo and a2c recommenders keep a memory, not "
+                                 f"{name!r} as a {role}")
+            return MemorySB3Learner(name, config, n_rows, total_steps=total_steps, seed=seed,
+                                    **kwargs)
+        extra = sorted({"memory_decay", "item_memory", "item_memory_prior"} & set(kwargs))
+        if extra:
+            raise ValueError(f"{extra[0]}: an option of SB3 learners with memory = true")
         if name == "sb3_dqn" and role == "recommender" and config.slate_size > 1:
             return TopKSB3DQN(config, n_rows, seed=seed, total_steps=total_steps, **kwargs)
         obs_space, act_space = role_spaces(config, role)

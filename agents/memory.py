@@ -46,7 +46,8 @@ from recsim_env.config import EnvConfig
 from recsim_env.items import repeated_mask
 from recsim_env.world import ObsLayout
 
-__all__ = ["MemoryDQN", "MemorySlateQ", "NetLayout", "UserMemory", "UserMemoryMixin"]
+__all__ = ["ItemMemory", "MemoryDQN", "MemorySlateQ", "NetLayout", "PlatformMemory", "UserMemory",
+           "UserMemoryMixin", "WorldMemory"]
 
 #: per-candidate memory features: similarity to the click and to the skip profile
 CANDIDATE_MEMORY_FEATURES = ("click_similarity", "skip_similarity")
@@ -273,56 +274,51 @@ class NetLayout:
         """(n, user_dim), (n, C, item_dim) -> (n, size) float32."""
         return np.concatenate([user, cand.reshape(cand.shape[0], -1)], axis=1, dtype=np.float32)
 
-    # the inverse of join: ObsLayout's own split (it reads only user_dim, n_candidates and
-    # item_dim, which this layout has too)
+    # the inverse of join, and the observation space carrying this layout (what the
+    # candidate-scoring SB3 policies read): ObsLayout's own (they read only user_dim,
+    # n_candidates, item_dim and size, which this layout has too)
     split = ObsLayout.split
+    space = ObsLayout.space
 
 
-class UserMemoryMixin:
-    """Gives a replay Q-learner (:class:`agents.qbase.ReplayQLearner`: its networks take
-    ``(user, candidates)`` from ``_split`` and are sized by ``_net_dims``) a per-user memory
-    (see the module docstring). Put it first in the bases: ``class MemoryDQN(UserMemoryMixin,
-    DQN)``.
+class PlatformMemory:
+    """The memories one learner keeps, one :class:`WorldMemory` per world (keyed by the world
+    object), and the augmented observations it builds from them (see the module docstring).
+    Learners hold one: :class:`UserMemoryMixin` (our Q-learners), :class:`MemorySB3Learner`.
 
     Args:
         config: the world's config.
-        seed: the learner's seed.
-        memory_decay: weight of the old profile in each update.
+        kind: the learner's name, for errors.
+        memory_decay: weight of the old user profile in each update.
         item_memory: also keep an :class:`ItemMemory` and give each candidate its features.
         item_memory_prior: the item memory's pseudo-clicks.
-        **hparams: the learner's own.
     """
 
-    def __init__(self, config: EnvConfig, *, seed: int = 0, memory_decay: float = 0.9,
-                 item_memory: bool = False, item_memory_prior: float = 2.0,
-                 **hparams: Any) -> None:
+    def __init__(self, config: EnvConfig, *, kind: str = "learner", memory_decay: float = 0.9,
+                 item_memory: bool = False, item_memory_prior: float = 2.0) -> None:
+        self.kind = kind
         self.memory_decay = float(memory_decay)
         self.item_memory = bool(item_memory)
         self.item_memory_prior = float(item_memory_prior)
-        lay = obs_layout(config)
-        self._content_dim = lay.content_dim
-        mem_user_dim = UserMemory(self._content_dim, self.memory_decay).user_dim  # checks decay
+        self.layout = obs_layout(config)
+        self.content_dim = self.layout.content_dim
+        mem_user_dim = UserMemory(self.content_dim, self.memory_decay).user_dim  # checks decay
         n_item_feats = len(CANDIDATE_MEMORY_FEATURES)
         if self.item_memory:
             ItemMemory(self.item_memory_prior)  # checks the prior
             n_item_feats += len(ITEM_MEMORY_FEATURES)
-        self.net_layout = NetLayout(lay.user_dim + mem_user_dim, lay.item_dim + n_item_feats,
-                                    lay.n_candidates)
+        self.net_layout = NetLayout(self.layout.user_dim + mem_user_dim,
+                                    self.layout.item_dim + n_item_feats, self.layout.n_candidates)
         self.forget_at_session_end = bool(config.fresh_user_each_session)
-        super().__init__(config, seed=seed, **hparams)
-        self.replay = ReplayBuffer(self.hp.buffer_size, self.net_layout.size, self.slate_size)
         self._memories: weakref.WeakKeyDictionary[Any, WorldMemory] = weakref.WeakKeyDictionary()
         self._learn_world: Any = None
         self._restored: dict[str, Any] | None = None
 
-    def _net_dims(self) -> tuple[int, int]:
-        return self.net_layout.user_dim, self.net_layout.item_dim
+    def of(self, world: Any) -> WorldMemory | None:
+        """The memory of ``world``, if this learner has met it."""
+        return self._memories.get(world)
 
-    def _split(self, obs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.net_layout.split(torch.as_tensor(obs, dtype=torch.float32))
-
-    # ------------------------------------------------------------------ memory
-    def _memory(self, context: ActContext | None, learning: bool) -> WorldMemory:
+    def memory(self, context: ActContext | None, learning: bool) -> WorldMemory:
         """The memory of the context's world (a new one for a world not seen before; the
         restored memory of a loaded state for the first world this learner explores or learns
         on, which is the training world it was saved from)."""
@@ -335,7 +331,7 @@ class UserMemoryMixin:
         mem = self._memories.get(context.world)
         if mem is None:
             mem = self._memories[context.world] = WorldMemory(
-                UserMemory(self._content_dim, self.memory_decay),
+                UserMemory(self.content_dim, self.memory_decay),
                 ItemMemory(self.item_memory_prior) if self.item_memory else None)
             if learning and self._restored is not None:
                 mem.load_state_dict(self._restored)
@@ -346,69 +342,110 @@ class UserMemoryMixin:
 
     def _augment(self, obs: np.ndarray, ctx: ActContext, mem: WorldMemory) -> np.ndarray:
         user, cand = self.layout.split(obs)
-        m_user, m_cand = mem.user.features(ctx.user_ids, cand[..., : self._content_dim])
+        m_user, m_cand = mem.user.features(ctx.user_ids, cand[..., : self.content_dim])
         parts = [cand, m_cand]
         if mem.item is not None:
             parts.append(mem.item.features(ctx.item_ids, ctx.item_born, ctx.providers))
         return self.net_layout.join(np.concatenate([user, m_user], axis=1),
                                     np.concatenate(parts, axis=2))
 
-    def _net_obs(self, obs: np.ndarray, context: ActContext | None, explore: bool
-                 ) -> np.ndarray:
-        mem = self._memory(context, learning=explore)
-        return self._augment(obs, context, mem)
+    def net_obs(self, obs: np.ndarray, context: ActContext | None, learning: bool
+                ) -> np.ndarray:
+        """``obs`` augmented with the memory of the context's world, ``(n, net_layout.size)``
+        float32."""
+        return self._augment(obs, context, self.memory(context, learning))
 
-    def _record(self, batch: Transition, learning: bool) -> tuple[np.ndarray, np.ndarray]:
+    def record(self, batch: Transition, learning: bool) -> tuple[np.ndarray, np.ndarray]:
         """Augment ``obs`` (memory before the step), record the step, augment ``next_obs``
         (memory after it; it is the same user's, terminal where the session ended)."""
         ctx = batch.context
-        mem = self._memory(ctx, learning)
+        mem = self.memory(ctx, learning)
         users = ctx.user_ids
         obs = self._augment(batch.obs, ctx, mem)
         _, cand = self.layout.split(batch.obs)
         slates = np.asarray(batch.action).reshape(users.size, -1)
-        mem.user.update(users, cand[..., : self._content_dim], slates, batch.clicked)
+        mem.user.update(users, cand[..., : self.content_dim], slates, batch.clicked)
         if mem.item is not None:
             mem.item.update(ctx.item_ids, ctx.item_born, ctx.providers, slates, batch.clicked,
                             np.asarray(batch.reward, np.float64))
-        # the next observation's candidates are the same items (they are redrawn only when a
-        # session starts, and a terminal observation ends the row's transition)
+        # the next observation shows the same candidates (they are drawn when a session
+        # starts, and a terminal observation ends the row's transition)
         next_obs = self._augment(batch.next_obs, ctx, mem)
         if self.forget_at_session_end:
             mem.user.forget(users[batch.terminated | batch.truncated])
         return obs, next_obs
 
-    def observe(self, batch: Transition) -> None:
-        """Record a step without learning (the rollout loop calls this when ``learn`` is
-        off, e.g. in evaluation)."""
-        self._record(batch, learning=False)
-
-    def update(self, batch: Transition) -> dict[str, float]:
-        """Record the step in the memory, then store and learn as the learner does, from the
-        augmented observations."""
-        obs, next_obs = self._record(batch, learning=True)
-        return super().update(batch._replace(obs=obs, next_obs=next_obs))
-
-    # ------------------------------------------------------------------ state
-    def _model_state(self) -> dict[str, Any]:
-        state = super()._model_state()
+    def state_dict(self) -> dict[str, Any]:
+        """The memory of the world this learner learns on: ``memory`` (users) and, with
+        ``item_memory``, ``item_memory`` entries (empty before it has learned)."""
         mem = self._memories.get(self._learn_world) if self._learn_world is not None else None
-        if mem is not None:
-            state["memory"] = mem.user.state_dict()
-            if mem.item is not None:
-                state["item_memory"] = mem.item.state_dict()
-        elif self._restored is not None:
-            state.update(self._restored)
+        if mem is None:
+            return dict(self._restored or {})
+        state = {"memory": mem.user.state_dict()}
+        if mem.item is not None:
+            state["item_memory"] = mem.item.state_dict()
         return state
 
-    def _load_model_state(self, state: dict[str, Any]) -> None:
-        super()._load_model_state(state)
-        # the world it learned on is rebuilt on resume: its memory attaches to the first world
-        # this learner explores or learns on next (see _memory)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Keep the saved memory for the next world learned on (the training world it was
+        saved from is rebuilt on resume); forget every other world's."""
         self._restored = ({k: state[k] for k in ("memory", "item_memory") if k in state}
                           or None)
         self._memories = weakref.WeakKeyDictionary()
         self._learn_world = None
+
+
+class UserMemoryMixin:
+    """Gives a replay Q-learner (:class:`agents.qbase.ReplayQLearner`: its networks take
+    ``(user, candidates)`` from ``_split`` and are sized by ``_net_dims``) a
+    :class:`PlatformMemory`. Put it first in the bases: ``class MemoryDQN(UserMemoryMixin,
+    DQN)``.
+
+    Args:
+        config: the world's config.
+        seed: the learner's seed.
+        memory_decay, item_memory, item_memory_prior: :class:`PlatformMemory`'s.
+        **hparams: the learner's own.
+    """
+
+    def __init__(self, config: EnvConfig, *, seed: int = 0, memory_decay: float = 0.9,
+                 item_memory: bool = False, item_memory_prior: float = 2.0,
+                 **hparams: Any) -> None:
+        self.platform_memory = PlatformMemory(config, kind=self.kind, memory_decay=memory_decay,
+                                              item_memory=item_memory,
+                                              item_memory_prior=item_memory_prior)
+        self.net_layout = self.platform_memory.net_layout
+        super().__init__(config, seed=seed, **hparams)
+        self.replay = ReplayBuffer(self.hp.buffer_size, self.net_layout.size, self.slate_size)
+
+    def _net_dims(self) -> tuple[int, int]:
+        return self.net_layout.user_dim, self.net_layout.item_dim
+
+    def _split(self, obs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net_layout.split(torch.as_tensor(obs, dtype=torch.float32))
+
+    def _net_obs(self, obs: np.ndarray, context: ActContext | None, explore: bool
+                 ) -> np.ndarray:
+        return self.platform_memory.net_obs(obs, context, learning=explore)
+
+    def observe(self, batch: Transition) -> None:
+        """Record a step without learning (the rollout loop calls this when ``learn`` is
+        off, e.g. in evaluation)."""
+        self.platform_memory.record(batch, learning=False)
+
+    def update(self, batch: Transition) -> dict[str, float]:
+        """Record the step in the memory, then store and learn as the learner does, from the
+        augmented observations."""
+        obs, next_obs = self.platform_memory.record(batch, learning=True)
+        return super().update(batch._replace(obs=obs, next_obs=next_obs))
+
+    # ------------------------------------------------------------------ state
+    def _model_state(self) -> dict[str, Any]:
+        return {**super()._model_state(), **self.platform_memory.state_dict()}
+
+    def _load_model_state(self, state: dict[str, Any]) -> None:
+        super()._load_model_state(state)
+        self.platform_memory.load_state_dict(state)
 
 
 class MemoryDQN(UserMemoryMixin, DQN):

@@ -240,6 +240,61 @@ class SB3Learner:
         self._pending = None
 
 
+class MemorySB3Learner(SB3Learner):
+    """An :class:`SB3Learner` for recommenders whose observations are augmented with a
+    :class:`agents.memory.PlatformMemory` (the platform's record of its users and, with
+    ``item_memory``, of its items), the same inputs :class:`agents.memory.MemoryDQN` gets. The
+    SB3 model is built on the augmented space, which carries its layout, so the
+    candidate-scoring policies score every candidate with its memory features.
+
+    Args:
+        algo: ``ppo`` or ``a2c`` (the memory is per row; ``dqn`` acts on one position).
+        config: the world's config.
+        n_rows: sessions it acts for at once.
+        memory_decay, item_memory, item_memory_prior: :class:`agents.memory.PlatformMemory`'s.
+        **kwargs: :class:`SB3Learner`'s (``total_steps``, ``seed``, ``slate_encoding``, SB3
+            options).
+    """
+
+    def __init__(self, algo: str, config: Any, n_rows: int, *, memory_decay: float = 0.9,
+                 item_memory: bool = False, item_memory_prior: float = 2.0,
+                 **kwargs: Any) -> None:
+        from agents.memory import PlatformMemory
+        from recsim_env.parallel import recommender_action_space
+
+        if algo.lower() not in ("ppo", "a2c"):
+            raise ValueError(f"memory: SB3 learners with a memory are ppo or a2c, got {algo!r}")
+        self.platform_memory = PlatformMemory(
+            config, kind=f"{algo} with memory", memory_decay=memory_decay,
+            item_memory=item_memory, item_memory_prior=item_memory_prior)
+        super().__init__(algo, self.platform_memory.net_layout.space(),
+                         recommender_action_space(config), n_rows, **kwargs)
+
+    def act(self, obs: np.ndarray, context: ActContext | None = None, *,
+            explore: bool = True) -> np.ndarray:
+        """:meth:`SB3Learner.act` on the observations augmented with the memory."""
+        return super().act(self.platform_memory.net_obs(obs, context, learning=explore),
+                           context, explore=explore)
+
+    def observe(self, batch: Transition) -> None:
+        """Record a step without learning (the rollout loop calls this in evaluation)."""
+        self.platform_memory.record(batch, learning=False)
+
+    def update(self, batch: Transition) -> dict[str, float]:
+        """Record the step in the memory, then :meth:`SB3Learner.update` on the augmented
+        observations."""
+        obs, next_obs = self.platform_memory.record(batch, learning=True)
+        return super().update(batch._replace(obs=obs, next_obs=next_obs))
+
+    def state_dict(self) -> dict[str, Any]:
+        """:meth:`SB3Learner.state_dict` plus the training world's memory."""
+        return {**super().state_dict(), **self.platform_memory.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.platform_memory.load_state_dict(state)
+
+
 class TopKSB3DQN:
     """SB3's DQN acting on slates: the top-k candidates by its per-position Q-values.
 

@@ -52,6 +52,11 @@ __all__ = ["CandidateQPolicy", "CandidateScoringPolicy", "SlateDistribution",
 ENCODINGS = ("item", "positions", "no_repeat")
 
 
+# what a layout must have (recsim_env.ObsLayout, or agents.memory.NetLayout for observations
+# augmented with a learner's memory)
+_LAYOUT_ATTRS = ("user_dim", "item_dim", "n_candidates", "size", "split")
+
+
 def candidate_layout(observation_space: spaces.Space, action_space: spaces.Space,
                      layout: ObsLayout | None = None) -> tuple[ObsLayout, str] | None:
     """``(layout, encoding)`` when the spaces are a recommender's (a layout from the
@@ -61,8 +66,9 @@ def candidate_layout(observation_space: spaces.Space, action_space: spaces.Space
     layout = layout if layout is not None else getattr(observation_space, "layout", None)
     if layout is None:
         return None
-    if not isinstance(layout, ObsLayout):
-        raise ValueError(f"layout must be a recsim_env.ObsLayout, got {type(layout).__name__}")
+    if not all(hasattr(layout, a) for a in _LAYOUT_ATTRS):
+        raise ValueError("layout must be a recsim_env.ObsLayout or agents.memory.NetLayout "
+                         f"(with {', '.join(_LAYOUT_ATTRS)}), got {type(layout).__name__}")
     if getattr(observation_space, "shape", None) != (layout.size,):
         raise ValueError(f"observation space {observation_space} does not fit the layout "
                          f"({layout.size} features: user {layout.user_dim} + "
@@ -340,6 +346,7 @@ class CandidateQPolicy(_ScorerOptions, DQNPolicy):
 def default_policy(algo: str, observation_space: spaces.Space) -> Any:
     """The policy ``make_model`` uses: candidate scoring on a recommender's space, else
     ``MlpPolicy``."""
-    if not isinstance(getattr(observation_space, "layout", None), ObsLayout):
+    layout = getattr(observation_space, "layout", None)
+    if layout is None or not all(hasattr(layout, a) for a in _LAYOUT_ATTRS):
         return "MlpPolicy"
     return CandidateQPolicy if algo == "dqn" else CandidateScoringPolicy

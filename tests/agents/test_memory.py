@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from agents.checkpoint import load_checkpoint, save_checkpoint
 from agents.evaluation import evaluate
 from agents.factory import make_learner
 from agents.hparams import _table, learner_hparams
-from agents.memory import MemoryDQN, MemorySlateQ, UserMemory
+from agents.memory import ITEM_MEMORY_FEATURES, ItemMemory, MemoryDQN, MemorySlateQ, UserMemory
+from agents.sb3 import MemorySB3Learner
+from agents.sb3_policies import CandidateScoringPolicy
 from recsim_env import make_config
 from tests.agents.loops import SessionLoop
 from tests.agents.test_qlearners import EASY, SMALL_DEFAULT, RandomSlates, _assert_same
@@ -94,7 +97,7 @@ def test_memory_learner_hparams_extend_its_learners(name):
 def test_memory_is_fed_when_learning_and_when_only_acting(name):
     learner = MEMORY_LEARNERS[name](SMALL_DEFAULT, seed=0, **_KW)
     loop = _train(learner, SMALL_DEFAULT, 20)
-    mem = learner._memories[loop.world].user
+    mem = learner.platform_memory.of(loop.world).user
     assert mem.counts[:, 1].sum() > 0 and np.abs(mem.click).sum() > 0
     # evaluation: the network does not change, the memory of that world grows
     before = {k: v for k, v in learner.state_dict().items() if k != "memory"}
@@ -102,9 +105,9 @@ def test_memory_is_fed_when_learning_and_when_only_acting(name):
     for _ in range(10):
         other.step(learner, explore=False, learn=False)
     _assert_same(before, {k: v for k, v in learner.state_dict().items() if k != "memory"})
-    assert learner._memories[other.world].user.counts[:, 1].sum() == 10 * 8 * SMALL_DEFAULT.slate_size
+    assert learner.platform_memory.of(other.world).user.counts[:, 1].sum() == 10 * 8 * SMALL_DEFAULT.slate_size
     # ... and the training world's memory is untouched by it
-    np.testing.assert_array_equal(learner._memories[loop.world].user.counts, mem.counts)
+    np.testing.assert_array_equal(learner.platform_memory.of(loop.world).user.counts, mem.counts)
 
 
 def test_memory_forgets_users_that_are_new_each_session():
@@ -117,23 +120,26 @@ def test_memory_forgets_users_that_are_new_each_session():
         step = loop.step(learner)
     ended = step.raw.ended
     assert ended.any()
-    counts = learner._memories[loop.world].user.counts[:, 1]
+    counts = learner.platform_memory.of(loop.world).user.counts[:, 1]
     assert (counts[users[ended]] == 0).all()  # their sessions ended: forgotten
     assert (counts[users[~ended]] > 0).all()  # still in session: remembered
 
 
+@pytest.mark.parametrize("item_memory", [False, True])
 @pytest.mark.parametrize("name", MEMORY_LEARNERS)
-def test_memory_learner_deterministic_and_resumes_exactly(name):
+def test_memory_learner_deterministic_and_resumes_exactly(name, item_memory):
     cls = MEMORY_LEARNERS[name]
-    whole = cls(SMALL_DEFAULT, seed=1, **_KW)
+    kw = dict(_KW, item_memory=item_memory)
+    whole = cls(SMALL_DEFAULT, seed=1, **kw)
     _train(whole, SMALL_DEFAULT, 35, seed=2)
-    first = cls(SMALL_DEFAULT, seed=1, **_KW)
+    first = cls(SMALL_DEFAULT, seed=1, **kw)
     loop = _train(first, SMALL_DEFAULT, 20, seed=2)
-    resumed = cls(SMALL_DEFAULT, seed=9, **_KW)
+    assert ("item_memory" in first.state_dict()) == item_memory
+    resumed = cls(SMALL_DEFAULT, seed=9, **kw)
     resumed.load_state_dict(_roundtrip(first.state_dict()))
     _train(resumed, SMALL_DEFAULT, 15, loop=loop)  # the memory re-attaches to the world
     _assert_same(whole.state_dict(), resumed.state_dict())
-    other = cls(SMALL_DEFAULT, seed=2, **_KW)
+    other = cls(SMALL_DEFAULT, seed=2, **kw)
     _train(other, SMALL_DEFAULT, 35, seed=2)
     with pytest.raises(AssertionError):
         _assert_same(whole.state_dict(), other.state_dict())
@@ -146,3 +152,94 @@ def test_memory_dqn_beats_random_on_easy_world():
     rand = evaluate(RandomSlates(EASY, 0), EASY, seed=100, n_sessions=256, steps=1,
                     ground_truth=False)
     assert ours["return"] > rand["return"] + 3.0, (ours["return"], rand["return"])
+
+
+def test_item_memory_by_hand():
+    mem = ItemMemory(prior=2.0)
+    ids = np.array([[0, 1, 2], [1, 2, -1], [0, 3, 1]])
+    born = np.array([[5, 6, 7], [6, 7, -1], [5, 8, 6]])
+    prov = np.array([[0, 0, 1], [0, 1, 1], [0, -1, 0]])
+    # no clicks yet: every estimate is the prior (the mean over all clicks, 1 when none)
+    np.testing.assert_array_equal(mem.features(ids, born, prov), 0.0)
+    # row 0 clicks item 1 (reward 6), row 1 clicks item 1 too (reward 2), row 2 clicks item 3
+    # (no provider, reward 4): item 1 is counted twice in one step
+    mem.update(ids, born, prov, np.array([[1, 0], [0, 2], [1, 2]]), np.array([0, 0, 0]),
+               np.array([6.0, 2.0, 4.0]))
+    np.testing.assert_array_equal(mem.total, [3, 12])
+    np.testing.assert_array_equal(mem.item[1], [2, 8])
+    np.testing.assert_array_equal(mem.item[3], [1, 4])
+    np.testing.assert_array_equal(mem.provider[0], [2, 8])
+    f = mem.features(ids, born, prov)
+    assert f.shape == (3, 3, len(ITEM_MEMORY_FEATURES))
+    g = 4.0
+    p0 = (8 + 2 * g) / (2 + 2)  # provider 0: 3.5
+    np.testing.assert_allclose(f[0, 1, 1], p0 / g - 1, rtol=1e-6)
+    np.testing.assert_allclose(f[0, 1, 0], (8 + 2 * p0) / (2 + 2) / g - 1, rtol=1e-6)
+    np.testing.assert_allclose(f[0, 0, 0], p0 / g - 1, rtol=1e-6)  # item 0: its provider's
+    np.testing.assert_allclose(f[2, 1, :2], 0.0, atol=1e-7)  # item 3: no provider, (4+8)/3 = g
+    np.testing.assert_allclose(f[0, 1, 2:], np.log1p([2, 2]) / 5.0, rtol=1e-6)
+    np.testing.assert_array_equal(f[1, 2], 0.0)  # a fresh document: no record, no provider
+    # id 1 now holds an item published at step 9: its record is cleared
+    ids2, born2 = np.array([[1]]), np.array([[9]])
+    f2 = mem.features(ids2, born2, np.array([[0]]))
+    np.testing.assert_allclose(f2[0, 0, 0], p0 / g - 1, rtol=1e-6)
+    assert f2[0, 0, 2] == 0.0
+    with pytest.raises(ValueError, match="item_memory_prior"):
+        ItemMemory(0.0)
+
+
+def test_item_memory_ranks_items_by_their_hidden_quality():
+    """What the item memory learns from a random policy's clicks tracks the items' true
+    (hidden) quality: the record carries the signal the learner needs."""
+    from scipy.stats import spearmanr
+
+    cfg = make_config("default", n_users=400)
+    learner = MemoryDQN(cfg, seed=0, item_memory=True, item_memory_prior=2.0, **_KW)
+    loop = SessionLoop(cfg, n_sessions=64, seed=3)
+    for _ in range(150):
+        loop.step(learner, explore=True, learn=False)  # learning_starts: acts at random
+    item = learner.platform_memory.of(loop.world).item
+    cat = loop.world.catalog
+    n = cat.active.size  # the memory's tables may be longer (they grow by doubling)
+    ids = np.flatnonzero(cat.active & (item.item_born[:n] == cat.born_at)
+                         & (item.item[:n, 0] >= 3))
+    assert ids.size > 30
+    mean_reward = item.item[ids, 1] / item.item[ids, 0]
+    rho = spearmanr(mean_reward, cat.quality[ids]).statistic
+    assert rho > 0.3, (rho, ids.size)
+
+
+@pytest.mark.parametrize("item_memory", [False, True])
+def test_ppo_with_memory_scores_candidates_on_augmented_observations(item_memory, tmp_path):
+    learner = make_learner("ppo", SMALL_DEFAULT, n_rows=8, seed=0, memory=True,
+                           item_memory=item_memory, n_steps=8, batch_size=32, n_epochs=1)
+    assert isinstance(learner, MemorySB3Learner)
+    lay = learner.platform_memory.net_layout
+    assert learner.model.observation_space.shape == (lay.size,)
+    assert isinstance(learner.model.policy, CandidateScoringPolicy)
+    assert learner.model.policy.scores_candidates
+    loop = SessionLoop(SMALL_DEFAULT, n_sessions=8, seed=0, max_session_steps=25)
+    for _ in range(20):  # two rollouts of 8 steps: PPO trains
+        loop.step(learner)
+    assert learner.model._n_updates > 0
+    mem = learner.platform_memory.of(loop.world)
+    assert mem.user.counts[:, 1].sum() == 20 * 8 * SMALL_DEFAULT.slate_size
+    assert (mem.item is not None) == item_memory
+    path = save_checkpoint(tmp_path / "ppo.pt", {"learner": learner.state_dict()})
+    state = load_checkpoint(path)["learner"]  # torch.load(weights_only=True)
+    assert ("item_memory" in state) == item_memory and "memory" in state
+    again = make_learner("ppo", SMALL_DEFAULT, n_rows=8, seed=5, memory=True,
+                         item_memory=item_memory, n_steps=8, batch_size=32, n_epochs=1)
+    again.load_state_dict(state)
+    _assert_same(learner.model.policy.state_dict(), again.model.policy.state_dict())
+    with pytest.raises(ValueError, match="context"):
+        learner.act(loop.obs, None)
+
+
+def test_memory_options_of_sb3_learners_are_checked():
+    with pytest.raises(ValueError, match="only ppo and a2c"):
+        make_learner("sb3_dqn", SMALL_DEFAULT, n_rows=4, memory=True)
+    with pytest.raises(ValueError, match="only ppo and a2c"):
+        make_learner("ppo", SMALL_DEFAULT, role="provider", n_rows=4, memory=True)
+    with pytest.raises(ValueError, match="item_memory: an option of SB3 learners with memory"):
+        make_learner("ppo", SMALL_DEFAULT, n_rows=4, item_memory=True)
