@@ -10,7 +10,8 @@ Names:
 * Stable-Baselines3 (any role): ``ppo``, ``a2c``, ``sb3_dqn`` (``Discrete`` actions; on
   recommender slates larger than one, :class:`agents.sb3.TopKSB3DQN` shows the top-k positions
   of its per-position Q-values). ``memory=True`` gives a ``ppo`` or ``a2c`` recommender the
-  memory of :mod:`agents.memory` (:class:`agents.sb3.MemorySB3Learner`).
+  memory of :mod:`agents.memory` (:class:`agents.sb3.MemorySB3Learner`); ``memory_ppo`` is
+  ``ppo`` with ``memory=True``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from recsim_env.parallel import provider_action_space, recommender_action_space
 from recsim_env.world import World
 
 Q_LEARNERS = ("tabular_q", "linear_q", "dqn", "memory_dqn", "slateq", "memory_slateq")
-SB3_LEARNERS = ("ppo", "a2c", "sb3_dqn")
+SB3_LEARNERS = ("ppo", "memory_ppo", "a2c", "sb3_dqn")
 
 
 def baseline_names() -> tuple[str, ...]:
@@ -71,6 +72,8 @@ def make_learner(name: str, config: EnvConfig, *, role: str = "recommender", n_r
     if name in SB3_LEARNERS:
         from agents.sb3 import MemorySB3Learner, SB3Learner, TopKSB3DQN
 
+        if name == "memory_ppo":
+            name, kwargs["memory"] = "ppo", True
         if kwargs.pop("memory", False):
             if role != "recommender" or name == "sb3_dqn":
                 raise ValueError(f"memory: only ppo and a2c recommenders keep a memory, not "

@@ -188,10 +188,11 @@ class ItemMemory:
         return np.concatenate([a, pad])
 
     def _sync(self, item_ids: np.ndarray, born: np.ndarray, providers: np.ndarray) -> None:
-        """Grow the tables to the ids and clear the records of reused ids."""
-        self.item = self._grow_to(self.item, int(item_ids.max(initial=-1)) + 1)
+        """Grow the tables to the ids (at least one row: id -1 reads row 0, masked) and clear
+        the records of reused ids."""
+        self.item = self._grow_to(self.item, max(int(item_ids.max(initial=-1)) + 1, 1))
         self.item_born = self._grow_to(self.item_born, self.item.shape[0], -1)
-        self.provider = self._grow_to(self.provider, int(providers.max(initial=-1)) + 1)
+        self.provider = self._grow_to(self.provider, max(int(providers.max(initial=-1)) + 1, 1))
         known = item_ids >= 0
         ids, b = item_ids[known], born[known]
         new = self.item_born[ids] != b

@@ -86,6 +86,9 @@ POLICY_NOTES = {
                "clicked item credited",
     "ppo": "SB3 PPO with the candidate-scoring policy (Plackett-Luce slates without repeats), "
            "one policy shared by all sessions",
+    "memory_dqn": "our DQN over the observation plus the platform's memory: each user's clicked "
+                  "and skipped content, each item's and provider's reward per click (by id)",
+    "memory_ppo": "ppo over the same inputs as memory_dqn",
     "horizon_oracle": "heuristic: myopic value plus the budget a click gives back (horizon 4)",
     "long_term_oracle": "planner: rollouts of the myopic and horizon oracles on forks of the "
                         "true world, 8 steps, value extrapolated at the rollout's rates",
@@ -100,6 +103,10 @@ def policy_kind(name: str) -> str:
         return "oracle"
     return "learned" if name in LEARNED_POLICIES else "baseline"
 
+
+PPO_POLICIES = ("ppo", "memory_ppo")
+"""SB3 PPO rows (with the candidate-scoring policy; ``memory_ppo`` with the platform's memory),
+each checked against the best Q-learner."""
 
 CONSENSUS_PREFIX = "consensus_"
 """Keys of ``configs/learners/consensus_dqn.toml`` that configure the coupling, not the DQNs."""
@@ -604,9 +611,10 @@ def _paired_targets(scenario: str, rows: dict[str, dict[str, Any]],
     from agents.factory import Q_LEARNERS
 
     q = [p for p in Q_LEARNERS if p in learned]
-    if "ppo" in learned and q:
-        best_q = max(q, key=lambda p: rows[p]["return_mean"])
-        t["ppo_share_of_best_q"] = [best_q, *ratio_ci(returns("ppo"), returns(best_q))]
+    for ppo in PPO_POLICIES:
+        if ppo in learned and q:
+            best_q = max(q, key=lambda p: rows[p]["return_mean"])
+            t[f"{ppo}_share_of_best_q"] = [best_q, *ratio_ci(returns(ppo), returns(best_q))]
     return t
 
 
@@ -761,9 +769,10 @@ def write_markdown(path: Path, spec: Suite, rows: list[dict[str, Any]],
             p, m, h = t["gap_to_best_oracle_closed"]
             parts.append(f"share of the random-to-best-oracle gap closed by {p}: "
                          f"{fmt_ci(m, h, 2)}")
-        if "ppo_share_of_best_q" in t:
-            q, m, h = t["ppo_share_of_best_q"]
-            parts.append(f"PPO / {q}: {fmt_ci(m, h, 2)}")
+        for ppo in PPO_POLICIES:
+            if f"{ppo}_share_of_best_q" in t:
+                q, m, h = t[f"{ppo}_share_of_best_q"]
+                parts.append(f"{ppo} / {q}: {fmt_ci(m, h, 2)}")
         if "learned_not_above_random" in t:
             below = t["learned_not_above_random"]
             parts.append("every learned policy above random beyond its paired interval: "

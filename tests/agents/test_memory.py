@@ -186,6 +186,13 @@ def test_item_memory_by_hand():
     assert f2[0, 0, 2] == 0.0
     with pytest.raises(ValueError, match="item_memory_prior"):
         ItemMemory(0.0)
+    # only fresh documents without providers (recsim_ie): clicks count toward the mean only
+    fresh = ItemMemory(prior=2.0)
+    none = np.full((2, 3), -1)
+    fresh.update(none, none, none, np.array([[0, 1], [2, 0]]), np.array([1, -1]),
+                 np.array([3.0, 0.0]))
+    np.testing.assert_array_equal(fresh.total, [1, 3])
+    np.testing.assert_array_equal(fresh.features(none, none, none), 0.0)
 
 
 def test_item_memory_ranks_items_by_their_hidden_quality():
