@@ -24,8 +24,9 @@ class ActContext(NamedTuple):
             Ids are catalog slots, reused when items retire: ``item_born`` tells items apart.
         providers: (n, n_candidates) int64 provider of each candidate (-1 for none), or
             ``None`` where the caller does not give it (a platform knows who published what).
-        item_born: (n, n_candidates) int64 world step each candidate was published (-1 for
-            fresh documents), or ``None`` where the caller does not give it.
+        item_born: (n, n_candidates) int64 world step each candidate was published (the
+            initial catalog's are negative; -1 for fresh documents, whose ``item_ids`` are -1),
+            or ``None`` where the caller does not give it.
     """
 
     world: Any

@@ -1,5 +1,5 @@
-"""A DQN that remembers each user: the platform's own record of what it showed and what was
-clicked, kept per user id across sessions.
+"""Learners that remember: the platform's own record of what it showed, what was clicked and
+what the clicks earned, kept per user id and per item id across sessions.
 
 Why: on ``default`` the user's interest is hidden, and the observation only carries the
 topics the user consumed recently (``history``). What the user *turned down* is lost, and
@@ -11,6 +11,14 @@ clicks (:attr:`agents.base.Transition.clicked`). :class:`UserMemory` turns those
 per-user profile; :class:`MemoryDQN` feeds it to the DQN's scorer. Nothing of the world's
 hidden state is read: the learner is not privileged.
 
+The item's side (``item_memory``): how much an item is watched depends on its hidden quality,
+which the candidate features do not carry. The platform knows which item it showed
+(``ActContext.item_ids``), who published it (``providers``) and what each click earned (the
+step's reward): :class:`ItemMemory` keeps each item's and each provider's reward per click,
+shrunk toward the level above. On ``default`` (tuning seeds 0-4, 100k steps) this lifted the
+memory DQN from 68.9 to 75.7; an oracle that knows quality and length but not interest scores
+about 75 there.
+
 **Profile** of user ``u`` (content features only, the first ``content_dim`` of each
 candidate): ``click[u]``, an exponential average (``memory_decay``) of the content of the items
 ``u`` clicked, and ``skip[u]``, the same of the mean content of the items shown to ``u`` and not
@@ -19,7 +27,10 @@ clicked, plus the log-counts of clicks and impressions. Where users are new each
 
 **Network input**: the user part gains ``[click, skip, log1p(clicks) / 5, log1p(impressions) /
 5]`` and each candidate gains its dot products with ``click`` and ``skip`` (content features
-are L2-normalised, so these are similarities); the rest is :class:`agents.dqn.DQN` unchanged.
+are L2-normalised, so these are similarities) and, with ``item_memory``, the
+:data:`ITEM_MEMORY_FEATURES`; the rest is :class:`agents.dqn.DQN` unchanged.
+:class:`PlatformMemory` builds these inputs for any learner: :class:`MemoryDQN`,
+:class:`MemorySlateQ` and SB3's PPO (:class:`agents.sb3.MemorySB3Learner`, ``memory_ppo``).
 Replay stores these augmented observations (the next observation with the profile after the
 step), so the TD target sees what acting saw.
 

@@ -250,3 +250,32 @@ def test_memory_options_of_sb3_learners_are_checked():
         make_learner("ppo", SMALL_DEFAULT, role="provider", n_rows=4, memory=True)
     with pytest.raises(ValueError, match="item_memory: an option of SB3 learners with memory"):
         make_learner("ppo", SMALL_DEFAULT, n_rows=4, item_memory=True)
+
+
+def test_rollout_context_names_each_candidates_provider_and_publication_step():
+    """What the item memory keys on comes from the rollout loop, and is the catalog's public
+    metadata of the very candidates shown (fresh documents: -1)."""
+    seen = []
+
+    class Recorder(RandomSlates):
+        def act(self, obs, context=None, *, explore=True):
+            w = context.world
+            ids = context.item_ids
+            seen.append((ids.copy(), context.providers.copy(), context.item_born.copy(),
+                         w.candidates.provider[context.slots].copy(),
+                         np.where(ids >= 0, w.catalog.born_at[np.maximum(ids, 0)], -1)
+                         if w.catalog is not None else np.full_like(ids, -1)))
+            return super().act(obs, context, explore=explore)
+
+    for cfg in (SMALL_DEFAULT, make_config("recsim_ie")):
+        seen.clear()
+        loop, rec = SessionLoop(cfg, n_sessions=8, seed=0, max_session_steps=25), Recorder(cfg)
+        for _ in range(30):
+            loop.step(rec, learn=False)
+        for ids, prov, born, want_prov, want_born in seen:
+            np.testing.assert_array_equal(prov, want_prov)
+            np.testing.assert_array_equal(born, want_born)
+        if cfg.candidate_source == "catalog":
+            assert (seen[-1][0] >= 0).all() and (seen[-1][1] >= 0).any()
+        else:
+            assert (seen[-1][0] == -1).all() and (seen[-1][2] == -1).all()
