@@ -261,6 +261,11 @@ class ReplayHParams:
         cross_dim: rank of the network's user x item cross term.
         reward_scale: rewards are multiplied by this before learning (Q is in scaled units;
             acting is unaffected).
+        eval_ema: 0, or the Polyak coefficient of a moving average of the online network's
+            weights, updated after every gradient step, that acts whenever the learner does
+            not explore (evaluation); exploring and learning use the online network. The
+            average of the last ~``1 / eval_ema`` steps is a steadier greedy policy than the
+            last step's weights.
     """
 
     gamma: float = 0.99
@@ -278,6 +283,7 @@ class ReplayHParams:
     hidden: Sequence[int] = (64, 64)
     cross_dim: int = 32
     reward_scale: float = 1.0
+    eval_ema: float = 0.0
 
 
 class ReplayQLearner(QLearner):
@@ -298,6 +304,8 @@ class ReplayQLearner(QLearner):
         hp = self.hp = ReplayHParams(**hparams)
         check_q_hyperparameters(hp.gamma, hp.lr, hp.batch_size, hp.gradient_steps,
                                 hp.target_update_interval, hp.tau)
+        if not 0.0 <= hp.eval_ema <= 1.0:
+            raise ValueError(f"eval_ema must be in [0, 1] (0: off), got {hp.eval_ema}")
         super().__init__(config, seed=seed, gamma=hp.gamma, lr=hp.lr,
                          exploration_initial_eps=hp.exploration_initial_eps,
                          exploration_final_eps=hp.exploration_final_eps,
@@ -319,6 +327,9 @@ class ReplayQLearner(QLearner):
         # tensors, so the lists stay valid)
         self._online_params = list(self.q_net.parameters())
         self._target_params = list(self.q_target.parameters())
+        # the averaged network that acts when not exploring (eval_ema), else None
+        self.q_eval = copy.deepcopy(q_net).requires_grad_(False) if self.hp.eval_ema else None
+        self._eval_params = list(self.q_eval.parameters()) if self.q_eval is not None else []
         # fused: one kernel for all parameters (about twice as fast on CPU)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=self.lr, fused=True)
 
@@ -330,6 +341,18 @@ class ReplayQLearner(QLearner):
     def _split(self, obs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(n, obs_dim) -> user (n, user_dim) and candidates (n, C, item_dim), float32."""
         return self.layout.split(torch.as_tensor(obs, dtype=torch.float32))
+
+    def act(self, obs: np.ndarray, context: ActContext | None = None, *,
+            explore: bool = True) -> np.ndarray:
+        """:meth:`QLearner.act`; when not exploring with ``eval_ema``, the averaged network
+        stands in for the online one."""
+        if explore or self.q_eval is None:
+            return super().act(obs, context, explore=explore)
+        online, self.q_net = self.q_net, self.q_eval
+        try:
+            return super().act(obs, context, explore=False)
+        finally:
+            self.q_net = online
 
     # ------------------------------------------------------------------ learning
     def update(self, batch: Transition) -> dict[str, float]:
@@ -372,20 +395,31 @@ class ReplayQLearner(QLearner):
         self.n_updates += 1
         if self.n_updates % self.target_update_interval == 0:
             polyak_update_params(self._target_params, self._online_params, self.tau)
+        if self.q_eval is not None:
+            polyak_update_params(self._eval_params, self._online_params, self.hp.eval_ema)
 
     # ------------------------------------------------------------------ state
     def _model_state(self) -> dict[str, Any]:
         """Networks, optimizer and replay contents."""
-        return {
+        state = {
             "q_net": clone_state_dict(self.q_net.state_dict()),
             "q_target": clone_state_dict(self.q_target.state_dict()),
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "replay": self.replay.state_dict(),
         }
+        if self.q_eval is not None:
+            state["q_eval"] = clone_state_dict(self.q_eval.state_dict())
+        return state
 
     def _load_model_state(self, state: dict[str, Any]) -> None:
+        if (self.q_eval is not None) != ("q_eval" in state):
+            raise ValueError(f"eval_ema: the state {'has' if 'q_eval' in state else 'lacks'} "
+                             f"an averaged network, this learner has eval_ema="
+                             f"{self.hp.eval_ema}")
         self.q_net.load_state_dict(state["q_net"])
         self.q_target.load_state_dict(state["q_target"])
+        if self.q_eval is not None:
+            self.q_eval.load_state_dict(state["q_eval"])
         self.optimizer.load_state_dict(state["optimizer"])
         if "replay" in state:
             self.replay.load_state_dict(state["replay"])

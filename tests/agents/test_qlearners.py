@@ -600,3 +600,36 @@ def test_training_and_evaluation_report_session_returns():
     assert loop.world.counters["sessions"] > 0
     ev = evaluate(learner, EASY, seed=0, n_sessions=64, steps=1, ground_truth=False)
     assert ev["sessions"] == 64 and ev["censored_sessions"] == 0 and ev["return"] >= 0
+
+
+@pytest.mark.parametrize("name", ["dqn", "slateq"])
+def test_eval_ema_acts_greedily_with_the_averaged_network_and_leaves_training_alone(name):
+    plain = LEARNERS[name](SMALL_DEFAULT, 1)
+    avg = LEARNERS[name](SMALL_DEFAULT, 1, eval_ema=0.05)
+    same = LEARNERS[name](SMALL_DEFAULT, 1, eval_ema=1.0)  # the average is the last step
+    loops = [_train(learner, SMALL_DEFAULT, 40, seed=2) for learner in (plain, avg, same)]
+    assert avg.n_updates > 0
+    # exploring and learning use the online network: the three trained alike
+    for other in (avg, same):
+        for a, b in zip(plain.q_net.parameters(), other.q_net.parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    obs = loops[0].obs
+    np.testing.assert_array_equal(plain.act(obs, explore=False), same.act(obs, explore=False))
+    # the average lags the online weights; greedy acting reads it, then the online net is back
+    assert any(not torch.equal(a, b) for a, b in zip(avg.q_eval.parameters(),
+                                                     avg.q_net.parameters(), strict=True))
+    online = avg.q_net
+    greedy = avg.act(obs, explore=False)
+    assert avg.q_net is online
+    avg.q_net = avg.q_eval  # acting by hand on the average
+    np.testing.assert_array_equal(greedy, avg._greedy_slates(obs, False))
+    avg.q_net = online
+    # the average is saved and restored (weights only), and must match the learner's setting
+    state = _roundtrip(avg.state_dict())
+    twin = LEARNERS[name](SMALL_DEFAULT, 9, eval_ema=0.05)
+    twin.load_state_dict(state)
+    np.testing.assert_array_equal(twin.act(obs, explore=False), greedy)
+    with pytest.raises(ValueError, match="eval_ema"):
+        LEARNERS[name](SMALL_DEFAULT, 9).load_state_dict(state)
+    with pytest.raises(ValueError, match="eval_ema"):
+        LEARNERS[name](SMALL_DEFAULT, 9, eval_ema=1.5)
