@@ -105,7 +105,8 @@ def test_memory_is_fed_when_learning_and_when_only_acting(name):
     for _ in range(10):
         other.step(learner, explore=False, learn=False)
     _assert_same(before, {k: v for k, v in learner.state_dict().items() if k != "memory"})
-    assert learner.platform_memory.of(other.world).user.counts[:, 1].sum() == 10 * 8 * SMALL_DEFAULT.slate_size
+    shown = learner.platform_memory.of(other.world).user.counts[:, 1].sum()
+    assert shown == 10 * 8 * SMALL_DEFAULT.slate_size
     # ... and the training world's memory is untouched by it
     np.testing.assert_array_equal(learner.platform_memory.of(loop.world).user.counts, mem.counts)
 
@@ -272,7 +273,7 @@ def test_rollout_context_names_each_candidates_provider_and_publication_step():
         loop, rec = SessionLoop(cfg, n_sessions=8, seed=0, max_session_steps=25), Recorder(cfg)
         for _ in range(30):
             loop.step(rec, learn=False)
-        for ids, prov, born, want_prov, want_born in seen:
+        for _, prov, born, want_prov, want_born in seen:
             np.testing.assert_array_equal(prov, want_prov)
             np.testing.assert_array_equal(born, want_born)
         if cfg.candidate_source == "catalog":
