@@ -49,6 +49,9 @@ class Transition(NamedTuple):
         truncated: (n,) bool.
         clicked: (n,) int64 slate position clicked, or -1 (the platform sees clicks).
         context: the :class:`ActContext` the actions were chosen in (may be ``None``).
+        next_context: the context of ``next_obs`` (may be ``None``): the same users, and the
+            candidates ``next_obs`` shows (drawn anew every step; a terminal observation shows
+            this step's).
     """
 
     obs: np.ndarray
@@ -59,6 +62,7 @@ class Transition(NamedTuple):
     truncated: np.ndarray
     clicked: np.ndarray
     context: ActContext | None = None
+    next_context: ActContext | None = None
 
 
 @runtime_checkable

@@ -80,7 +80,9 @@ def make_learner(name: str, config: EnvConfig, *, role: str = "recommender", n_r
                                  f"{name!r} as a {role}")
             return MemorySB3Learner(name, config, n_rows, total_steps=total_steps, seed=seed,
                                     **kwargs)
-        extra = sorted({"memory_decay", "item_memory", "item_memory_prior"} & set(kwargs))
+        from agents.memory import MEMORY_OPTIONS
+
+        extra = sorted(set(MEMORY_OPTIONS) & set(kwargs))
         if extra:
             raise ValueError(f"{extra[0]}: an option of SB3 learners with memory = true")
         if name == "sb3_dqn" and role == "recommender" and config.slate_size > 1:

@@ -57,8 +57,9 @@ from recsim_env.config import EnvConfig
 from recsim_env.items import repeated_mask
 from recsim_env.world import ObsLayout
 
-__all__ = ["ItemMemory", "MemoryDQN", "MemorySlateQ", "NetLayout", "PlatformMemory", "UserMemory",
-           "UserMemoryMixin", "WorldMemory"]
+__all__ = ["MEMORY_OPTIONS", "ItemMemory", "MemoryDQN", "MemorySlateQ", "NetLayout",
+           "PlatformMemory", "UserMemory", "UserMemoryMixin", "WorldMemory",
+           "split_memory_options"]
 
 #: per-candidate memory features: similarity to the click and to the skip profile
 CANDIDATE_MEMORY_FEATURES = ("click_similarity", "skip_similarity")
@@ -293,6 +294,16 @@ class NetLayout:
     space = ObsLayout.space
 
 
+MEMORY_OPTIONS = ("memory_decay", "item_memory", "item_memory_prior")
+"""A learner's options that configure its :class:`PlatformMemory` (the rest are its own)."""
+
+
+def split_memory_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(PlatformMemory's options, the others)`` of a learner's keyword options."""
+    return ({k: v for k, v in options.items() if k in MEMORY_OPTIONS},
+            {k: v for k, v in options.items() if k not in MEMORY_OPTIONS})
+
+
 class PlatformMemory:
     """The memories one learner keeps, one :class:`WorldMemory` per world (keyed by the world
     object), and the augmented observations it builds from them (see the module docstring).
@@ -370,8 +381,12 @@ class PlatformMemory:
     def record(self, batch: Transition, learning: bool) -> tuple[np.ndarray, np.ndarray]:
         """Augment ``obs`` (memory before the step), record the step, augment ``next_obs``
         (memory after it; it is the same user's, terminal where the session ended)."""
-        ctx = batch.context
+        ctx, nxt = batch.context, batch.next_context
         mem = self.memory(ctx, learning)
+        if mem.item is not None and nxt is None:
+            raise ValueError(f"{self.kind} with item_memory needs the transition's "
+                             "next_context (the candidates next_obs shows): run it through the "
+                             "rollout loop (agents.rollout)")
         users = ctx.user_ids
         obs = self._augment(batch.obs, ctx, mem)
         _, cand = self.layout.split(batch.obs)
@@ -380,9 +395,9 @@ class PlatformMemory:
         if mem.item is not None:
             mem.item.update(ctx.item_ids, ctx.item_born, ctx.providers, slates, batch.clicked,
                             np.asarray(batch.reward, np.float64))
-        # the next observation shows the same candidates (they are drawn when a session
-        # starts, and a terminal observation ends the row's transition)
-        next_obs = self._augment(batch.next_obs, ctx, mem)
+        # the next observation shows the next step's candidates (or, where the session ended,
+        # this step's): its item features are theirs
+        next_obs = self._augment(batch.next_obs, ctx if nxt is None else nxt, mem)
         if self.forget_at_session_end:
             mem.user.forget(users[batch.terminated | batch.truncated])
         return obs, next_obs
@@ -416,16 +431,12 @@ class UserMemoryMixin:
     Args:
         config: the world's config.
         seed: the learner's seed.
-        memory_decay, item_memory, item_memory_prior: :class:`PlatformMemory`'s.
-        **hparams: the learner's own.
+        **hparams: :data:`MEMORY_OPTIONS` (:class:`PlatformMemory`'s), then the learner's own.
     """
 
-    def __init__(self, config: EnvConfig, *, seed: int = 0, memory_decay: float = 0.9,
-                 item_memory: bool = False, item_memory_prior: float = 2.0,
-                 **hparams: Any) -> None:
-        self.platform_memory = PlatformMemory(config, kind=self.kind, memory_decay=memory_decay,
-                                              item_memory=item_memory,
-                                              item_memory_prior=item_memory_prior)
+    def __init__(self, config: EnvConfig, *, seed: int = 0, **hparams: Any) -> None:
+        memory, hparams = split_memory_options(hparams)
+        self.platform_memory = PlatformMemory(config, kind=self.kind, **memory)
         self.net_layout = self.platform_memory.net_layout
         super().__init__(config, seed=seed, **hparams)
         self.replay = ReplayBuffer(self.hp.buffer_size, self.net_layout.size, self.slate_size)

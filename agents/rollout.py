@@ -205,6 +205,16 @@ class Rollout:
         return ActContext(w, rows, w.sessions.user[rows].copy(), ids.copy(),
                           w.candidates.provider[rows].copy(), born)
 
+    def _next_context(self, ctx: ActContext, ended: np.ndarray) -> ActContext:
+        """The context of the next observation of ``ctx``'s rows, right after the world step:
+        the same users, the candidates drawn for the next step, except where the session
+        ``ended`` (its terminal observation shows this step's candidates)."""
+        now = self._context(ctx.slots)
+        keep = ended[:, None]
+        return ctx._replace(item_ids=np.where(keep, ctx.item_ids, now.item_ids),
+                            providers=np.where(keep, ctx.providers, now.providers),
+                            item_born=np.where(keep, ctx.item_born, now.item_born))
+
     def act(self, obs: np.ndarray, prov_obs: np.ndarray | None, explore: bool
             ) -> tuple[np.ndarray, np.ndarray | None, list[tuple[Assignment, ActContext]]]:
         """Slates of every session slot, the providers' publications, and the contexts."""
@@ -270,6 +280,8 @@ class Rollout:
         res = world.step(slates, publish, override)
         next_obs = world.recommender_obs()
         terminated = res.session_ended.copy()
+        # what next_obs shows, read before a time-limited session restarts
+        next_contexts = [self._next_context(ctx, terminated[a.rows]) for a, ctx in contexts]
         ep_ret = res.session_return.astype(np.float64, copy=True)
         ep_len = res.session_length.astype(np.int64, copy=True)
         truncated = np.zeros(world.n_sessions, bool)
@@ -290,7 +302,7 @@ class Rollout:
                 rows = np.flatnonzero(truncated)
                 next_obs[rows] = world.recommender_obs(rows)
         metrics: dict[str, dict[str, float]] = {}
-        for a, ctx in contexts:
+        for (a, ctx), next_ctx in zip(contexts, next_contexts, strict=True):
             # learners update; a learner that keeps its own memory of the users observes the
             # step also when it does not learn (evaluation)
             observe = getattr(a.learner, "observe", None)
@@ -298,7 +310,7 @@ class Rollout:
                 r = a.rows
                 batch = Transition(obs[r], slates[r], res.reward[r].astype(np.float64),
                                    learn_next[r], terminated[r], truncated[r],
-                                   res.choice[r].astype(np.int64), ctx)
+                                   res.choice[r].astype(np.int64), ctx, next_ctx)
                 if learn:
                     metrics[a.name] = a.learner.update(batch) or {}
                 else:

@@ -251,22 +251,18 @@ class MemorySB3Learner(SB3Learner):
         algo: ``ppo`` or ``a2c`` (the memory is per row; ``dqn`` acts on one position).
         config: the world's config.
         n_rows: sessions it acts for at once.
-        memory_decay, item_memory, item_memory_prior: :class:`agents.memory.PlatformMemory`'s.
-        **kwargs: :class:`SB3Learner`'s (``total_steps``, ``seed``, ``slate_encoding``, SB3
-            options).
+        **kwargs: :data:`agents.memory.MEMORY_OPTIONS` (the memory's), then
+            :class:`SB3Learner`'s (``total_steps``, ``seed``, ``slate_encoding``, SB3 options).
     """
 
-    def __init__(self, algo: str, config: Any, n_rows: int, *, memory_decay: float = 0.9,
-                 item_memory: bool = False, item_memory_prior: float = 2.0,
-                 **kwargs: Any) -> None:
-        from agents.memory import PlatformMemory
+    def __init__(self, algo: str, config: Any, n_rows: int, **kwargs: Any) -> None:
+        from agents.memory import PlatformMemory, split_memory_options
         from recsim_env.parallel import recommender_action_space
 
         if algo.lower() not in ("ppo", "a2c"):
             raise ValueError(f"memory: SB3 learners with a memory are ppo or a2c, got {algo!r}")
-        self.platform_memory = PlatformMemory(
-            config, kind=f"{algo} with memory", memory_decay=memory_decay,
-            item_memory=item_memory, item_memory_prior=item_memory_prior)
+        memory, kwargs = split_memory_options(kwargs)
+        self.platform_memory = PlatformMemory(config, kind=f"{algo} with memory", **memory)
         super().__init__(algo, self.platform_memory.net_layout.space(),
                          recommender_action_space(config), n_rows, **kwargs)
 

@@ -57,6 +57,10 @@ ENCODINGS = ("item", "positions", "no_repeat")
 _LAYOUT_ATTRS = ("user_dim", "item_dim", "n_candidates", "size", "split")
 
 
+def _is_layout(layout: Any) -> bool:
+    return layout is not None and all(hasattr(layout, a) for a in _LAYOUT_ATTRS)
+
+
 def candidate_layout(observation_space: spaces.Space, action_space: spaces.Space,
                      layout: ObsLayout | None = None) -> tuple[ObsLayout, str] | None:
     """``(layout, encoding)`` when the spaces are a recommender's (a layout from the
@@ -66,7 +70,7 @@ def candidate_layout(observation_space: spaces.Space, action_space: spaces.Space
     layout = layout if layout is not None else getattr(observation_space, "layout", None)
     if layout is None:
         return None
-    if not all(hasattr(layout, a) for a in _LAYOUT_ATTRS):
+    if not _is_layout(layout):
         raise ValueError("layout must be a recsim_env.ObsLayout or agents.memory.NetLayout "
                          f"(with {', '.join(_LAYOUT_ATTRS)}), got {type(layout).__name__}")
     if getattr(observation_space, "shape", None) != (layout.size,):
@@ -346,7 +350,6 @@ class CandidateQPolicy(_ScorerOptions, DQNPolicy):
 def default_policy(algo: str, observation_space: spaces.Space) -> Any:
     """The policy ``make_model`` uses: candidate scoring on a recommender's space, else
     ``MlpPolicy``."""
-    layout = getattr(observation_space, "layout", None)
-    if layout is None or not all(hasattr(layout, a) for a in _LAYOUT_ATTRS):
+    if not _is_layout(getattr(observation_space, "layout", None)):
         return "MlpPolicy"
     return CandidateQPolicy if algo == "dqn" else CandidateScoringPolicy

@@ -474,8 +474,9 @@ class TrainEvery:
         from agents.base import Transition
 
         parts, self._pending = self._pending, []
+        contexts = ("context", "next_context")
         merged = Transition(*(np.concatenate([getattr(p, f) for p in parts])
-                              for f in Transition._fields if f != "context"), context=None)
+                              for f in Transition._fields if f not in contexts))
         return self.inner.update(merged)
 
     def consensus_member(self) -> Any:

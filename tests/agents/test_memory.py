@@ -280,3 +280,35 @@ def test_rollout_context_names_each_candidates_provider_and_publication_step():
             assert (seen[-1][0] >= 0).all() and (seen[-1][1] >= 0).any()
         else:
             assert (seen[-1][0] == -1).all() and (seen[-1][2] == -1).all()
+
+
+def test_transitions_name_the_candidates_their_next_observation_shows():
+    """Candidates are drawn anew every step: the rollout's next_context names those of
+    next_obs (this step's where the session ended); the item memory needs it."""
+    acts, batches = [], []
+
+    class Recorder(RandomSlates):
+        def act(self, obs, context=None, *, explore=True):
+            acts.append(context)
+            return super().act(obs, context, explore=explore)
+
+        def observe(self, batch):
+            batches.append(batch)
+
+    loop, rec = SessionLoop(SMALL_DEFAULT, n_sessions=8, seed=0), Recorder(SMALL_DEFAULT)
+    for _ in range(40):
+        loop.step(rec, learn=False)
+    ended_some = False
+    for batch, following in zip(batches[:-1], acts[1:], strict=True):
+        nxt, ended = batch.next_context, batch.terminated
+        np.testing.assert_array_equal(nxt.user_ids, batch.context.user_ids)
+        for f in ("item_ids", "providers", "item_born"):
+            np.testing.assert_array_equal(getattr(nxt, f)[~ended], getattr(following, f)[~ended])
+            np.testing.assert_array_equal(getattr(nxt, f)[ended], getattr(batch.context, f)[ended])
+        ended_some |= ended.any()
+    assert ended_some
+    assert any((b.next_context.item_ids != b.context.item_ids).any() for b in batches)
+    # the memory refuses a transition without it rather than misalign the features
+    learner = MemoryDQN(SMALL_DEFAULT, seed=0, item_memory=True, **_KW)
+    with pytest.raises(ValueError, match="next_context"):
+        learner.observe(batches[-1]._replace(next_context=None))
