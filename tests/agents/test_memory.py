@@ -14,7 +14,15 @@ from agents.checkpoint import load_checkpoint, save_checkpoint
 from agents.evaluation import evaluate
 from agents.factory import make_learner
 from agents.hparams import _table, learner_hparams
-from agents.memory import ITEM_MEMORY_FEATURES, ItemMemory, MemoryDQN, MemorySlateQ, UserMemory
+from agents.memory import (
+    ITEM_MEMORY_FEATURES,
+    ItemMemory,
+    MemoryDQN,
+    MemorySlateQ,
+    UserMemory,
+    WorldMemory,
+)
+from agents.replay import obs_layout
 from agents.sb3 import MemorySB3Learner
 from agents.sb3_policies import CandidateScoringPolicy
 from recsim_env import make_config
@@ -126,16 +134,20 @@ def test_memory_forgets_users_that_are_new_each_session():
     assert (counts[users[~ended]] > 0).all()  # still in session: remembered
 
 
-@pytest.mark.parametrize("item_memory", [False, True])
+@pytest.mark.parametrize("memory", [{}, {"item_memory": True},
+                                    {"user_memory": False, "item_memory": True}],
+                         ids=["users", "users+items", "items"])
 @pytest.mark.parametrize("name", MEMORY_LEARNERS)
-def test_memory_learner_deterministic_and_resumes_exactly(name, item_memory):
+def test_memory_learner_deterministic_and_resumes_exactly(name, memory):
     cls = MEMORY_LEARNERS[name]
-    kw = dict(_KW, item_memory=item_memory)
+    kw = dict(_KW, **memory)
     whole = cls(SMALL_DEFAULT, seed=1, **kw)
     _train(whole, SMALL_DEFAULT, 35, seed=2)
     first = cls(SMALL_DEFAULT, seed=1, **kw)
     loop = _train(first, SMALL_DEFAULT, 20, seed=2)
-    assert ("item_memory" in first.state_dict()) == item_memory
+    state = first.state_dict()
+    assert ("item_memory" in state) == memory.get("item_memory", False)
+    assert ("memory" in state) == memory.get("user_memory", True)
     resumed = cls(SMALL_DEFAULT, seed=9, **kw)
     resumed.load_state_dict(_roundtrip(first.state_dict()))
     _train(resumed, SMALL_DEFAULT, 15, loop=loop)  # the memory re-attaches to the world
@@ -242,6 +254,40 @@ def test_ppo_with_memory_scores_candidates_on_augmented_observations(item_memory
     _assert_same(learner.model.policy.state_dict(), again.model.policy.state_dict())
     with pytest.raises(ValueError, match="context"):
         learner.act(loop.obs, None)
+
+
+def test_ppo_with_every_memory_off_is_plain_ppo():
+    """``user_memory = false`` and ``item_memory = false``: the observations are not
+    augmented, and PPO with memory trains bit for bit as plain PPO with the same seed."""
+    kw = dict(n_rows=8, seed=3, n_steps=8, batch_size=32, n_epochs=1)
+
+    def trained(**options):  # SB3 samples from torch's global generator, which it seeds
+        learner = make_learner("ppo", SMALL_DEFAULT, **options, **kw)
+        loop = SessionLoop(SMALL_DEFAULT, n_sessions=8, seed=0, max_session_steps=25)
+        for _ in range(20):
+            loop.step(learner)
+        return learner
+
+    off, plain = trained(memory=True, user_memory=False), trained()
+    assert off.model.observation_space.shape == plain.model.observation_space.shape
+    assert off.model._n_updates > 0
+    _assert_same(off.model.policy.state_dict(), plain.model.policy.state_dict())
+    assert off.state_dict().keys() == plain.state_dict().keys()  # nothing remembered
+    # the item memory alone: candidates gain its features, the user part stays the world's
+    items = make_learner("ppo", SMALL_DEFAULT, memory=True, user_memory=False,
+                         item_memory=True, **kw)
+    lay, world = items.platform_memory.net_layout, obs_layout(SMALL_DEFAULT)
+    assert lay.user_dim == world.user_dim
+    assert lay.item_dim == world.item_dim + len(ITEM_MEMORY_FEATURES)
+    loop = SessionLoop(SMALL_DEFAULT, n_sessions=8, seed=0, max_session_steps=25)
+    for _ in range(10):
+        loop.step(items)
+    state = items.state_dict()
+    assert "item_memory" in state and "memory" not in state
+    with pytest.raises(ValueError, match="disagree on user_memory"):
+        WorldMemory(UserMemory(4, 0.9), ItemMemory(2.0)).load_state_dict(state)
+    with pytest.raises(ValueError, match="user_memory must be true or false"):
+        make_learner("ppo", SMALL_DEFAULT, memory=True, user_memory=0, **kw)
 
 
 def test_memory_options_of_sb3_learners_are_checked():
