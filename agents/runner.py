@@ -118,6 +118,8 @@ class RunConfig:
 
         need(self.total_steps >= 0, "total_steps", ">= 0")
         need(self.n_sessions is None or self.n_sessions >= 1, "n_sessions", "None or >= 1")
+        need(len(self.eval_seeds) >= 1, "eval_seeds",
+             "at least one world seed (the run ends with an evaluation)")
         need(self.seed not in self.eval_seeds, "eval_seeds",
              f"disjoint from the training seed {self.seed}")
         for name in ("eval_every", "checkpoint_every"):

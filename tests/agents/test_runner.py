@@ -156,6 +156,8 @@ def test_runner_rejects_bad_mappings(tmp_path):
         Runner(CFG, {"recommender_7": make_baseline("random", CFG, lay)}, run_cfg(tmp_path))
     with pytest.raises(ValueError, match="eval_seeds must be disjoint"):
         RunConfig(seed=10_001)
+    with pytest.raises(ValueError, match="eval_seeds must be at least one world seed"):
+        RunConfig(eval_seeds=())
 
 
 def test_no_checkpoints_eval_at_start_and_one_final_eval(tmp_path):
