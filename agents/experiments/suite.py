@@ -89,6 +89,7 @@ POLICY_NOTES = {
     "memory_dqn": "our DQN over the observation plus the platform's memory: each user's clicked "
                   "and skipped content, each item's and provider's reward per click (by id)",
     "memory_ppo": "ppo over the same inputs as memory_dqn",
+    "memory_slateq": "slateq over the same inputs as memory_dqn",
     "horizon_oracle": "heuristic: myopic value plus the budget a click gives back (horizon 4)",
     "long_term_oracle": "planner: rollouts of the myopic and horizon oracles on forks of the "
                         "true world, 8 steps, value extrapolated at the rollout's rates",

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from agents.checkpoint import load_checkpoint, save_checkpoint
+from agents.dqn import DQN
 from agents.evaluation import evaluate
 from agents.factory import make_learner
 from agents.hparams import _table, learner_hparams
@@ -25,6 +26,7 @@ from agents.memory import (
 from agents.replay import obs_layout
 from agents.sb3 import MemorySB3Learner
 from agents.sb3_policies import CandidateScoringPolicy
+from agents.slateq import SlateQ
 from recsim_env import make_config
 from tests.agents.loops import SessionLoop
 from tests.agents.test_qlearners import EASY, SMALL_DEFAULT, RandomSlates, _assert_same
@@ -156,6 +158,23 @@ def test_memory_learner_deterministic_and_resumes_exactly(name, memory):
     _train(other, SMALL_DEFAULT, 35, seed=2)
     with pytest.raises(AssertionError):
         _assert_same(whole.state_dict(), other.state_dict())
+
+
+@pytest.mark.parametrize("name", MEMORY_LEARNERS)
+def test_memory_learner_with_every_memory_off_is_its_plain_learner(name):
+    """With ``user_memory`` and ``item_memory`` off the observation is the world's own, and
+    the learner trains bit for bit as its plain counterpart (the suite's rows rely on it where
+    a memory table turns both off)."""
+    plain_cls = {"memory_dqn": DQN, "memory_slateq": SlateQ}[name]
+    off = MEMORY_LEARNERS[name](SMALL_DEFAULT, seed=4, user_memory=False, **_KW)
+    plain = plain_cls(SMALL_DEFAULT, seed=4, **_KW)
+    assert off.net_layout.size == obs_layout(SMALL_DEFAULT).size
+    for learner in (off, plain):
+        _train(learner, SMALL_DEFAULT, 30, seed=1)
+    assert off.n_updates > 0
+    state = off.state_dict()
+    assert state.pop("kind") == off.kind and "memory" not in state
+    _assert_same(state, {k: v for k, v in plain.state_dict().items() if k != "kind"})
 
 
 def test_memory_dqn_beats_random_on_easy_world():
